@@ -1,0 +1,128 @@
+"""The exceptions of initschema, and turning pydantic's errors into config-path problems."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+__all__ = [
+    "InitCfgError",
+    "InitSchemaError",
+    "InitUsageError",
+    "Problem",
+    "did_you_mean",
+    "join_path",
+]
+
+
+class InitSchemaError(Exception):
+    """Base of every exception initschema raises on purpose."""
+
+
+class InitUsageError(InitSchemaError, TypeError):
+    """An API called on something it cannot work with (e.g. planning ``init_weights`` of a
+    module that is not a :class:`initschema.BaseModule`)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config: where, and what (including the fix)."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class InitCfgError(InitSchemaError, ValueError):
+    """An init_cfg that cannot be used: raised before any weight is written.
+
+    ``problems`` lists every problem found, each with its config path.
+    """
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        if len(self.problems) == 1:
+            text = str(self.problems[0])
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            text = f"{len(self.problems)} problems in init_cfg:\n{lines}"
+        super().__init__(text)
+
+    @classmethod
+    def single(cls, path: str, message: str) -> InitCfgError:
+        return cls([Problem(path, message)])
+
+
+def join_path(base: str, *parts: str | int) -> str:
+    """``join_path('init_cfg', 1, 'override', 0)`` → ``'init_cfg[1].override[0]'``."""
+    path = base
+    for part in parts:
+        if isinstance(part, int):
+            path = f"{path}[{part}]"
+        else:
+            path = f"{path}.{part}" if path else part
+    return path
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'std'?"`` when a close choice exists, else ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _choices(model: type[BaseModel], field: str) -> tuple[Any, ...]:
+    info = model.model_fields.get(field)
+    if info is None:
+        return ()
+    annotation = info.annotation
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    for arg in get_args(annotation):
+        if get_origin(arg) is Literal:
+            return get_args(arg)
+    return ()
+
+
+def _message(model: type[BaseModel], type_name: str, error: Any) -> str:
+    loc = error["loc"]
+    field = str(loc[0]) if loc else ""
+    value = error.get("input")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        valid = [name for name in model.model_fields]
+        return (
+            f"unknown key {field!r} for {type_name}{did_you_mean(field, valid)} "
+            f"Valid keys: type, {', '.join(valid)}."
+        )
+    if kind == "missing":
+        return f"{type_name} requires {field!r}; add it to the rule."
+    if kind == "literal_error":
+        choices = ", ".join(str(c) for c in _choices(model, field))
+        return f"{value!r} is not a valid {field}; expected one of {choices}."
+    if kind in ("float_type", "int_type", "float_parsing", "finite_number"):
+        return f"{field} must be a finite number, got {value!r}."
+    if kind in ("string_type", "tuple_type", "list_type"):
+        return f"{field} must be a string, got {value!r}."
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    msg = str(error["msg"])
+    if msg.startswith("Input should"):
+        msg = f"{field} should{msg.removeprefix('Input should')}"
+    return f"{msg}, got {value!r}."
+
+
+def problems_from_validation(
+    error: ValidationError, model: type[BaseModel], type_name: str, path: str
+) -> list[Problem]:
+    """Turn a pydantic ``ValidationError`` of ``model`` into problems rooted at ``path``."""
+    problems = []
+    for item in error.errors():
+        loc = [part for part in item["loc"] if isinstance(part, int | str)]
+        problems.append(Problem(join_path(path, *loc), _message(model, type_name, item)))
+    return problems

@@ -1,0 +1,145 @@
+"""Running a compiled plan: faithful (global RNG, MMEngine's order) or seeded per parameter.
+
+Faithful mode makes every write MMEngine makes, in the same order, overwritten
+ones included (they advance the RNG), so the same ``torch.manual_seed`` gives
+the same bits. Seeded mode writes each tensor once, with its final
+initializer, from a generator derived from ``(seed, tensor path)``: values do
+not depend on module order or on what else the model holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .errors import join_path
+from .initializers import WeightInit
+from .plan import Action, InitPlan
+from .pretrained import load_into
+from .report import InitReport, Provenance
+
+__all__ = ["execute", "seed_for"]
+
+logger = logging.getLogger("initschema")
+
+_RECORDER: ContextVar[_Recorder | None] = ContextVar("initschema_recorder", default=None)
+
+
+def seed_for(seed: int, path: str) -> int:
+    """A 63-bit seed derived from ``(seed, path)``, the same on every run and machine."""
+    digest = hashlib.sha256(f"{seed}:{path}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+@dataclass
+class _Recorder:
+    """Provenance of one top-level execution, shared with nested ``init_weights`` runs."""
+
+    root: nn.Module
+
+    def __post_init__(self) -> None:
+        self.module_paths = {id(m): p for p, m in self.root.named_modules()}
+        self.entries: dict[str, Provenance] = {}
+        self.versions: dict[str, int] = {}
+
+    def record(self, path: str, tensor: Tensor, entry: Provenance) -> None:
+        self.entries[path] = entry
+        self.versions[path] = tensor._version
+
+
+def execute(plan: InitPlan, seed: int | None = None) -> InitReport:
+    """Write the weights as ``plan`` says, under ``torch.no_grad()``, and report provenance.
+
+    Called inside a user-defined ``init_weights`` that a running plan invoked (its
+    ``super().init_weights()``), the writes are recorded in that outer run's report.
+    """
+    outer = _RECORDER.get()
+    recorder = outer or _Recorder(plan.module)
+    prefix = recorder.module_paths.get(id(plan.module), "") if outer else ""
+    token = _RECORDER.set(recorder)
+    try:
+        with torch.no_grad():
+            _run(plan, recorder, prefix, seed)
+    finally:
+        _RECORDER.reset(token)
+    report = InitReport.collect(plan.module, recorder.entries, prefix)
+    if outer is None:
+        report.log(logger)
+    return report
+
+
+def _run(plan: InitPlan, recorder: _Recorder, prefix: str, seed: int | None) -> None:
+    last = plan.last_writers() if seed is not None else {}
+    for index, action in enumerate(plan.actions):
+        target = action.target
+        assert target is not None
+        if action.kind == "mark":
+            target._is_init = True
+            continue
+        entry = Provenance(
+            kind=action.kind,
+            module=join_path(prefix, action.module),
+            initializer=action.describe(),
+            source=action.source if action.kind == "call" else join_path(prefix, action.source),
+        )
+        if action.kind == "write":
+            _write(action, index, entry, recorder, prefix, seed, last)
+        elif action.kind == "load":
+            assert action.checkpoint is not None
+            load_into(target, action.checkpoint, action.tensors)
+            own = target.state_dict(keep_vars=True)
+            for name, path in zip(action.tensors, action.params, strict=True):
+                recorder.record(join_path(prefix, path), own[name], entry)
+        else:
+            _call(target, join_path(prefix, action.module), entry, recorder, seed)
+
+
+def _write(
+    action: Action,
+    index: int,
+    entry: Provenance,
+    recorder: _Recorder,
+    prefix: str,
+    seed: int | None,
+    last: dict[str, int],
+) -> None:
+    init = action.init
+    assert isinstance(init, WeightInit) and action.target is not None
+    for name, path in zip(action.tensors, action.params, strict=True):
+        tensor = getattr(action.target, name)
+        full = join_path(prefix, path)
+        if seed is None:
+            init.write_tensor(name, tensor)
+        elif last.get(path) == index:
+            if tensor.is_meta:
+                continue
+            generator = torch.Generator(device=tensor.device)
+            generator.manual_seed(seed_for(seed, full))
+            init.write_tensor(name, tensor, generator)
+        else:
+            continue
+        recorder.record(full, tensor, entry)
+
+
+def _call(
+    module: nn.Module, path: str, entry: Provenance, recorder: _Recorder, seed: int | None
+) -> None:
+    """Run a user ``init_weights``; what it wrote itself is read off tensor version counters."""
+    tensors = {join_path(path, n): t for n, t in module.named_parameters()}
+    for full, tensor in tensors.items():
+        recorder.versions[full] = tensor._version
+    init_weights = module.init_weights
+    if seed is None:
+        init_weights()
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed_for(seed, path))
+            init_weights()
+    for full, tensor in tensors.items():
+        if tensor._version != recorder.versions[full]:
+            recorder.record(full, tensor, entry)

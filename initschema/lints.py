@@ -1,0 +1,208 @@
+"""Lints: what a plan does that is legal but probably not what its author meant.
+
+MMEngine keeps these behaviours silent (a ``layer`` that matches nothing, a
+BaseModule inside a plain ``nn.Sequential`` whose ``init_cfg`` never runs);
+initschema keeps the behaviour and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import did_you_mean
+
+if TYPE_CHECKING:
+    from .plan import _Compiler
+    from .pretrained import KeyMatch
+
+__all__ = ["Lint", "find_lints"]
+
+logger = logging.getLogger("initschema")
+
+_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Lint:
+    """One finding about a plan; ``level`` is ``'warning'`` or ``'info'``."""
+
+    kind: str
+    message: str
+    level: Literal["warning", "info"] = "warning"
+
+    def __str__(self) -> str:
+        return f"[{self.kind}] {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "level": self.level, "message": self.message}
+
+    @staticmethod
+    def for_load(source: str, checkpoint: str, path: str, match: KeyMatch) -> list[Lint]:
+        where = f"module '{path}'" if path else "the model"
+        found = []
+        if match.mismatched:
+            detail = "; ".join(f"{k}: {why}" for k, why in match.mismatched[:_SHOWN])
+            found.append(
+                Lint(
+                    "checkpoint-mismatch",
+                    f"{source}: {len(match.mismatched)} entries of {checkpoint!r} do not fit "
+                    f"{where} and are skipped ({detail}{_more(match.mismatched)}).",
+                )
+            )
+        if match.missing:
+            found.append(
+                Lint(
+                    "checkpoint-missing",
+                    f"{source}: {len(match.missing)} keys of {where} are not in {checkpoint!r} "
+                    f"and keep their values: {_names(match.missing)}.",
+                )
+            )
+        if match.unexpected:
+            found.append(
+                Lint(
+                    "checkpoint-unexpected",
+                    f"{source}: {len(match.unexpected)} keys of {checkpoint!r} match nothing in "
+                    f"{where}: {_names(match.unexpected)}.",
+                )
+            )
+        return found
+
+
+def _more(items: tuple[Any, ...] | list[Any]) -> str:
+    return f", and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
+
+
+def _names(items: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(items[:_SHOWN]) + _more(items)
+
+
+def find_lints(compiler: _Compiler, *, init_weights_mode: bool) -> list[Lint]:
+    """All lints of a finished compile, logged on the ``initschema`` logger."""
+    lints: list[Lint] = []
+    if compiler.already_initialized:
+        lints.append(
+            Lint(
+                "already-initialized",
+                f"{type(compiler.root).__name__} is already initialized (is_init is True); "
+                f"init_weights() does nothing.",
+            )
+        )
+    lints += _layer_lints(compiler)
+    if init_weights_mode:
+        lints += _unreachable_lints(compiler)
+    lints += compiler.load_lints
+    lints += _shadowed_lints(compiler)
+    lints += _default_lints(compiler)
+    for lint in lints:
+        logger.log(logging.WARNING if lint.level == "warning" else logging.INFO, "%s", lint)
+    return lints
+
+
+def _layer_lints(compiler: _Compiler) -> list[Lint]:
+    lints, seen = [], set()
+    for rule, module, path in compiler.rule_uses:
+        layer = getattr(rule.init, "layer", None)
+        where = f"module '{path}'" if path else "the model"
+        if not layer:
+            if not rule.init.override and rule.source not in seen:
+                seen.add(rule.source)
+                lints.append(
+                    Lint(
+                        "no-layer",
+                        f"{rule.source}: the rule has no `layer` and no `override`, so it "
+                        f"writes nothing; add layer=[...] naming the classes to initialize.",
+                    )
+                )
+            continue
+        classes: set[str] = set()
+        for sub in module.modules():
+            cls = type(sub)
+            classes.update([cls.__name__, *(b.__name__ for b in cls.__bases__)])
+        for name in layer:
+            if name in classes or (rule.source, name) in seen:
+                continue
+            seen.add((rule.source, name))
+            shown = sorted(c for c in classes if c not in ("Module", "object"))
+            lints.append(
+                Lint(
+                    "unmatched-layer",
+                    f"{rule.source}.layer: {name!r} matches no module under {where}"
+                    f"{did_you_mean(name, shown) or ';'} classes there: {', '.join(shown)}.",
+                )
+            )
+    return lints
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(root == "" or path == root or path.startswith(root + ".") for root in roots)
+
+
+def _unreachable_lints(compiler: _Compiler) -> list[Lint]:
+    from .module import BaseModule
+
+    lints = []
+    modules = dict(compiler.root.named_modules())
+    for path, module in modules.items():
+        if not isinstance(module, BaseModule) or not module.init_cfg:
+            continue
+        if id(module) in compiler.reached or module.is_init or _under(path, compiler.opaque):
+            continue
+        parent_path = path
+        while "." in parent_path:
+            parent_path = parent_path.rsplit(".", 1)[0]
+            if not hasattr(modules[parent_path], "init_weights"):
+                break
+        else:
+            parent_path = ""
+        parent = modules[parent_path]
+        lints.append(
+            Lint(
+                "unreachable-init-cfg",
+                f"the init_cfg of '{path}' ({type(module).__name__}) never runs: "
+                f"'{parent_path or '(root)'}' is a plain {type(parent).__name__} without "
+                f"init_weights, so init_weights() stops there; use initschema.Sequential / "
+                f"ModuleList / ModuleDict (or a BaseModule) for that container.",
+            )
+        )
+    return lints
+
+
+def _shadowed_lints(compiler: _Compiler) -> list[Lint]:
+    last: dict[str, int] = {}
+    by_source: dict[str, list[int]] = {}
+    for index, action in enumerate(compiler.actions):
+        if action.kind in ("write", "load"):
+            by_source.setdefault(action.source, []).append(index)
+            for path in action.params:
+                last[path] = index
+    lints = []
+    for source, indices in by_source.items():
+        params = [p for i in indices for p in compiler.actions[i].params]
+        winners = {compiler.actions[last[p]].source for p in params}
+        if params and source not in winners:
+            lints.append(
+                Lint(
+                    "shadowed-rule",
+                    f"{source}: every tensor it writes ({len(params)}) is written again later, "
+                    f"by {', '.join(sorted(winners))}; its writes still happen (and use the RNG) "
+                    f"but none survives.",
+                    level="info",
+                )
+            )
+    return lints
+
+
+def _default_lints(compiler: _Compiler) -> list[Lint]:
+    written = {p for a in compiler.actions for p in a.params}
+    left = [p for p, _ in compiler.root.named_parameters() if p not in written]
+    if not left:
+        return []
+    return [
+        Lint(
+            "default-init",
+            f"{len(left)} parameters keep PyTorch's default initialization: {_names(left)}.",
+            level="info",
+        )
+    ]

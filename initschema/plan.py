@@ -1,0 +1,324 @@
+"""Compiling init rules against a model into an :class:`InitPlan`, before any write.
+
+``compile_plan(module)`` plans exactly what ``module.init_weights()`` does in
+MMEngine (own non-Pretrained rules, then each child, then Pretrained rules;
+deeper rules therefore win); ``compile_plan(module, init_cfg)`` plans exactly
+what ``initialize(module, init_cfg)`` does. Every check against the model
+happens here, so a failing compile leaves every weight as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from torch import Tensor, nn
+
+from .cfg import Rule, parse_init_cfg
+from .errors import InitCfgError, InitUsageError, Problem, did_you_mean, join_path
+from .initializers import Initializer, PretrainedInit, WeightInit
+from .lints import Lint, find_lints
+from .pretrained import LoadedCheckpoint, match_keys, read_checkpoint
+
+if TYPE_CHECKING:
+    from .report import InitReport
+
+__all__ = ["Action", "InitPlan", "compile_plan"]
+
+ActionKind = Literal["write", "load", "call", "mark"]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step of a plan.
+
+    ``write``: an initializer writes ``tensors`` (``weight``/``bias``) of one module.
+    ``load``: a Pretrained rule copies checkpoint entries into a module's subtree.
+    ``call``: a user-defined ``init_weights`` runs (opaque; ``params`` is what it *may* write).
+    ``mark``: a BaseModule's ``is_init`` is set.
+    """
+
+    kind: ActionKind
+    module: str
+    source: str
+    params: tuple[str, ...] = ()
+    init: Initializer | None = None
+    tensors: tuple[str, ...] = ()
+    keys: tuple[tuple[str, str], ...] = ()
+    """For ``load``: (model key, checkpoint key) of every entry loaded."""
+    target: nn.Module | None = field(default=None, repr=False, compare=False)
+    checkpoint: LoadedCheckpoint | None = field(default=None, repr=False, compare=False)
+
+    def describe(self) -> str:
+        """The initializer and its arguments, or what the opaque step is."""
+        if self.kind == "call":
+            return f"user-defined {self.source}"
+        if self.kind == "mark":
+            return "set is_init"
+        assert self.init is not None
+        return self.init.describe()
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind, "module": self.module, "source": self.source}
+        if self.init is not None:
+            data["init"] = self.init.to_cfg()
+        if self.params:
+            data["params"] = list(self.params)
+        if self.keys:
+            data["keys"] = {model: ckpt for model, ckpt in self.keys}
+        return data
+
+
+@dataclass(frozen=True)
+class InitPlan:
+    """A frozen, ordered list of actions plus lints; ``execute`` runs it on ``module``."""
+
+    actions: tuple[Action, ...]
+    lints: tuple[Lint, ...]
+    parameters: tuple[tuple[str, tuple[int, ...]], ...]
+    """Every parameter of the model: (path, shape), in ``named_parameters`` order."""
+    module: nn.Module = field(repr=False, compare=False)
+
+    def execute(self, seed: int | None = None) -> InitReport:
+        """Write the weights and return the report (see :func:`initschema.execute.execute`)."""
+        from .execute import execute
+
+        return execute(self, seed=seed)
+
+    def last_writers(self) -> dict[str, int]:
+        """For each tensor the plan writes, the index of the last action writing it."""
+        last: dict[str, int] = {}
+        for index, action in enumerate(self.actions):
+            if action.kind in ("write", "load"):
+                for path in action.params:
+                    last[path] = index
+        return last
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "actions": [a.to_dict() for a in self.actions if a.kind != "mark"],
+            "lints": [lint.to_dict() for lint in self.lints],
+            "parameters": [{"path": p, "shape": list(s)} for p, s in self.parameters],
+        }
+
+    def __str__(self) -> str:
+        from .report import render_plan
+
+        return render_plan(self)
+
+
+def compile_plan(
+    module: nn.Module, init_cfg: Any = None, *, path: str = "init_cfg"
+) -> InitPlan:
+    """Validate rules against ``module`` and plan every write; nothing is written.
+
+    With ``init_cfg=None`` and a :class:`~initschema.BaseModule` root, plans
+    ``module.init_weights()``; with an ``init_cfg``, plans
+    ``initialize(module, init_cfg)`` (``path`` names that config in errors).
+    Raises :class:`InitCfgError` listing every problem found.
+    """
+    from .module import BaseModule
+
+    compiler = _Compiler(module)
+    if init_cfg is not None:
+        for rule in compiler.parse(init_cfg, path):
+            compiler.emit_rule(module, "", rule)
+    elif isinstance(module, BaseModule):
+        if module.is_init:
+            compiler.already_initialized = True
+        elif has_own_init_weights(module):
+            compiler.emit_call(module, "")
+        else:
+            compiler.compile_init_weights(module, "")
+    else:
+        raise InitUsageError(
+            f"compile_plan(module) plans module.init_weights(), which needs an "
+            f"initschema.BaseModule, got {type(module).__name__}; pass init_cfg=... to plan "
+            f"initialize(module, init_cfg) instead."
+        )
+    return compiler.finish(init_weights_mode=init_cfg is None)
+
+
+def compile_init_weights(module: nn.Module) -> InitPlan:
+    """The plan of ``BaseModule.init_weights`` itself for ``module``, even when a subclass
+    overrides ``init_weights`` (this is what its ``super().init_weights()`` runs)."""
+    compiler = _Compiler(module)
+    compiler.compile_init_weights(module, "")
+    return compiler.finish(init_weights_mode=True)
+
+
+def has_own_init_weights(module: nn.Module) -> bool:
+    """Whether ``module``'s ``init_weights`` is user code rather than BaseModule's."""
+    from .module import BaseModule
+
+    return getattr(type(module), "init_weights", None) is not BaseModule.init_weights
+
+
+def apply_order(module: nn.Module, path: str) -> Iterator[tuple[str, nn.Module]]:
+    """(path, submodule) in ``nn.Module.apply`` order: children first, then the module."""
+    for name, child in module.named_children():
+        yield from apply_order(child, join_path(path, name))
+    yield path, module
+
+
+class _Compiler:
+    def __init__(self, root: nn.Module) -> None:
+        self.root = root
+        self.actions: list[Action] = []
+        self.problems: list[Problem] = []
+        self.reached: set[int] = set()
+        self.initialized: set[int] = set()
+        self.opaque: list[str] = []
+        self.rule_uses: list[tuple[Rule, nn.Module, str]] = []
+        self.load_lints: list[Lint] = []
+        self.already_initialized = False
+        self.module_paths = {id(m): p for p, m in root.named_modules()}
+        self.tensor_paths: dict[int, str] = {}
+        for p, t in [*root.named_parameters(), *root.named_buffers()]:
+            self.tensor_paths.setdefault(id(t), p)
+
+    def parse(self, init_cfg: Any, path: str) -> tuple[Rule, ...]:
+        try:
+            return parse_init_cfg(init_cfg, path).rules
+        except InitCfgError as error:
+            self.problems.extend(error.problems)
+            return ()
+
+    def canonical(self, tensor: Tensor, alias: str) -> str:
+        return self.tensor_paths.get(id(tensor), alias)
+
+    def compile_init_weights(self, module: nn.Module, path: str) -> None:
+        self.reached.add(id(module))
+        rules = self.parse(module.init_cfg, join_path(path, "init_cfg"))
+        for rule in rules:
+            if not rule.is_pretrained:
+                self.emit_rule(module, path, rule)
+        for name, child in module.named_children():
+            if not hasattr(child, "init_weights") or getattr(child, "is_init", False):
+                continue
+            if id(child) in self.initialized:
+                continue
+            child_path = join_path(path, name)
+            if has_own_init_weights(child):
+                self.emit_call(child, child_path)
+            else:
+                self.compile_init_weights(child, child_path)
+        for rule in rules:
+            if rule.is_pretrained:
+                self.emit_rule(module, path, rule)
+        self.initialized.add(id(module))
+        self.actions.append(Action("mark", path, f"{type(module).__name__}.init_weights",
+                                   target=module))
+
+    def emit_call(self, module: nn.Module, path: str) -> None:
+        """An opaque user ``init_weights``; its BaseModule part is still checked now."""
+        from .module import BaseModule
+
+        if isinstance(module, BaseModule):
+            inner = _Compiler(module)
+            inner.compile_init_weights(module, "")
+            self.problems.extend(
+                Problem(join_path(path, p.path), p.message) for p in inner.problems
+            )
+            self.reached.update(inner.reached)
+        self.opaque.append(path)
+        params = tuple(
+            self.canonical(t, join_path(path, n)) for n, t in module.named_parameters()
+        )
+        self.actions.append(
+            Action("call", path, f"{type(module).__name__}.init_weights", params, target=module)
+        )
+
+    def emit_rule(self, module: nn.Module, path: str, rule: Rule) -> None:
+        init = rule.init
+        if isinstance(init, PretrainedInit):
+            self.emit_load(module, path, init, rule.source)
+        elif isinstance(init, WeightInit):
+            for sub_path, sub in apply_order(module, path):
+                if init.matches(sub):
+                    self.emit_write(sub, sub_path, init, rule.source)
+            self.rule_uses.append((rule, module, path))
+        else:
+            self.problems.append(Problem(rule.source, _unsupported(init)))
+            return
+        for index, override in enumerate(init.override):
+            source = join_path(rule.source, "override", index)
+            target = self.override_target(module, path, override.name, source)
+            if target is None:
+                continue
+            target_path = self.module_paths.get(id(target), join_path(path, override.name))
+            sub_init = override.init or init.without_selection()
+            if isinstance(sub_init, PretrainedInit):
+                self.emit_load(target, target_path, sub_init, source)
+            elif isinstance(sub_init, WeightInit):
+                for sub_path, sub in apply_order(target, target_path):
+                    self.emit_write(sub, sub_path, sub_init, source)
+            else:
+                self.problems.append(Problem(source, _unsupported(sub_init)))
+
+    def override_target(
+        self, module: nn.Module, path: str, name: str, source: str
+    ) -> nn.Module | None:
+        where = f"module '{path}'" if path else "the root module"
+        if not hasattr(module, name):
+            children = [n for n, _ in module.named_children()]
+            self.problems.append(
+                Problem(
+                    join_path(source, "name"),
+                    f"{where} ({type(module).__name__}) has no attribute {name!r}"
+                    f"{did_you_mean(name, children) or ';'} its submodules are "
+                    f"{', '.join(children) or 'none'}.",
+                )
+            )
+            return None
+        target = getattr(module, name)
+        if not isinstance(target, nn.Module):
+            self.problems.append(
+                Problem(
+                    join_path(source, "name"),
+                    f"{name!r} of {where} is a {type(target).__name__}, not a submodule; "
+                    f"an override names a submodule and initializes all of it.",
+                )
+            )
+            return None
+        return target
+
+    def emit_write(self, module: nn.Module, path: str, init: WeightInit, source: str) -> None:
+        for message in init.problems(module):
+            self.problems.append(Problem(source, f"at module '{path}': {message}."))
+        names = tuple(n for n in ("weight", "bias") if isinstance(getattr(module, n, None), Tensor))
+        if not names:
+            return
+        params = tuple(self.canonical(getattr(module, n), join_path(path, n)) for n in names)
+        self.actions.append(Action("write", path, source, params, init, names, target=module))
+
+    def emit_load(self, module: nn.Module, path: str, init: PretrainedInit, source: str) -> None:
+        try:
+            checkpoint = read_checkpoint(init, source)
+        except InitCfgError as error:
+            self.problems.extend(error.problems)
+            return
+        match = match_keys(module, checkpoint.state)
+        own = module.state_dict(keep_vars=True)
+        params = tuple(self.canonical(own[k], join_path(path, k)) for k in match.loaded)
+        keys = tuple((join_path(path, k), k) for k in match.loaded)
+        self.load_lints.extend(Lint.for_load(source, init.checkpoint, path, match))
+        self.actions.append(
+            Action("load", path, source, params, init, match.loaded, keys, module, checkpoint)
+        )
+
+    def finish(self, *, init_weights_mode: bool) -> InitPlan:
+        if self.problems:
+            raise InitCfgError(self.problems)
+        parameters = tuple((p, tuple(t.shape)) for p, t in self.root.named_parameters())
+        lints = find_lints(self, init_weights_mode=init_weights_mode)
+        return InitPlan(tuple(self.actions), tuple(lints), parameters, self.root)
+
+
+def _unsupported(init: Initializer) -> str:
+    return (
+        f"{type(init).__qualname__} is neither a WeightInit nor a PretrainedInit, so it cannot "
+        f"be planned; subclass one of them."
+    )
+

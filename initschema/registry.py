@@ -1,0 +1,109 @@
+"""``WEIGHT_INITIALIZERS``: registered name ↔ initializer model class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TypeVar, overload
+
+from .errors import did_you_mean
+
+if TYPE_CHECKING:
+    from .initializers import Initializer
+
+__all__ = ["WEIGHT_INITIALIZERS", "Registry", "register_initializer"]
+
+InitT = TypeVar("InitT", bound="type[Initializer]")
+
+
+class Registry:
+    """A name → initializer class table; names are what ``type`` says in a config."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._classes: dict[str, type[Initializer]] = {}
+
+    def register(
+        self, cls: type[Initializer], name: str | None = None, *, force: bool = False
+    ) -> type[Initializer]:
+        """Register ``cls`` under ``name`` (default: the class name without ``Init``)."""
+        from .initializers import Initializer
+
+        if not (isinstance(cls, type) and issubclass(cls, Initializer)):
+            raise TypeError(
+                f"{cls!r} is not an initializer model; subclass initschema.WeightInit "
+                f"(or initschema.Initializer) and register that."
+            )
+        key = name or cls.__name__.removesuffix("Init")
+        if not key.isidentifier():
+            raise ValueError(f"initializer names must be identifiers, got {key!r}")
+        if key in self._classes and self._classes[key] is not cls and not force:
+            raise KeyError(
+                f"{key!r} is already registered to {self._classes[key].__qualname__}; "
+                f"pass force=True to replace it."
+            )
+        self._classes[key] = cls
+        cls.type_name = key
+        return cls
+
+    def get(self, key: str | type) -> type[Initializer]:
+        """The class registered as ``key`` (a name, or a registered class itself)."""
+        if isinstance(key, type):
+            if key in self._classes.values():
+                return key
+            raise KeyError(f"{key.__qualname__} is not registered in {self.name}")
+        try:
+            return self._classes[key]
+        except KeyError:
+            raise KeyError(self.unknown_message(key)) from None
+
+    def unknown_message(self, key: object) -> str:
+        hint = did_you_mean(key, self._classes) if isinstance(key, str) else ""
+        return (
+            f"unknown initializer type {key!r}{hint} "
+            f"Registered types: {', '.join(self._classes)}."
+        )
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._classes or key in self._classes.values()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._classes)
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+    def items(self) -> list[tuple[str, type[Initializer]]]:
+        return list(self._classes.items())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.name!r}, {list(self._classes)})"
+
+
+WEIGHT_INITIALIZERS = Registry("WEIGHT_INITIALIZERS")
+
+
+@overload
+def register_initializer(name: InitT, *, force: bool = False) -> InitT: ...
+@overload
+def register_initializer(
+    name: str | None = None, *, force: bool = False
+) -> Callable[[InitT], InitT]: ...
+def register_initializer(
+    name: str | type | None = None, *, force: bool = False
+) -> type | Callable[[InitT], InitT]:
+    """Register a typed initializer so that configs can name it in ``type``.
+
+    >>> @register_initializer("Orthogonal")
+    ... class OrthogonalInit(WeightInit):
+    ...     gain: float = 1.0
+    ...     def init_weight(self, weight, generator=None):
+    ...         torch.nn.init.orthogonal_(weight, self.gain, generator=generator)
+    """
+    if isinstance(name, type):
+        return WEIGHT_INITIALIZERS.register(name, force=force)
+
+    def decorator(cls: InitT) -> InitT:
+        WEIGHT_INITIALIZERS.register(cls, name, force=force)
+        return cls
+
+    return decorator
