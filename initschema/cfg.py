@@ -25,6 +25,14 @@ class Rule:
     source: str
     init: Initializer
     name: str | None = None
+    override_paths: tuple[str, ...] | None = None
+    """Config path of each override, as written (``.override`` for a single dict)."""
+
+    @property
+    def override_sources(self) -> tuple[str, ...]:
+        if self.override_paths is not None:
+            return self.override_paths
+        return tuple(join_path(self.source, "override", i) for i in range(len(self.init.override)))
 
     @property
     def is_pretrained(self) -> bool:
@@ -54,7 +62,11 @@ class InitCfg:
 
 
 def _is_rule_mapping(value: Mapping[Any, Any]) -> bool:
-    return "type" in value
+    """A rule (rather than a mapping of named rules): it has a ``type``, or a value that
+    cannot be a rule (then it is a rule that lacks its ``type``)."""
+    if "type" in value:
+        return True
+    return any(not isinstance(v, Mapping | Initializer | None) for v in value.values())
 
 
 def parse_init_cfg(obj: Any, path: str = "init_cfg") -> InitCfg:
@@ -68,9 +80,10 @@ def parse_init_cfg(obj: Any, path: str = "init_cfg") -> InitCfg:
     rules: list[Rule] = []
 
     def add(item: Any, item_path: str, name: str | None = None) -> None:
-        init = _parse_rule(item, item_path, problems)
+        paths: list[str] = []
+        init = _parse_rule(item, item_path, problems, override_paths=paths)
         if init is not None:
-            rules.append(Rule(item_path, init, name))
+            rules.append(Rule(item_path, init, name, tuple(paths) if paths else None))
 
     if obj is None:
         pass
@@ -102,7 +115,12 @@ def parse_init_cfg(obj: Any, path: str = "init_cfg") -> InitCfg:
 
 
 def _parse_rule(
-    obj: Any, path: str, problems: list[Problem], *, nested: bool = False
+    obj: Any,
+    path: str,
+    problems: list[Problem],
+    *,
+    nested: bool = False,
+    override_paths: list[str] | None = None,
 ) -> Initializer | None:
     if isinstance(obj, Initializer):
         return obj
@@ -136,10 +154,14 @@ def _parse_rule(
     if "override" in data:
         if nested:
             problems.append(
-                Problem(join_path(path, "override"), "an override cannot have overrides of its own.")
+                Problem(
+                    join_path(path, "override"), "an override cannot have overrides of its own."
+                )
             )
             return None
-        data["override"] = parse_overrides(data["override"], join_path(path, "override"), problems)
+        data["override"] = parse_overrides(
+            data["override"], join_path(path, "override"), problems, override_paths
+        )
     bad_keys = [key for key in data if not isinstance(key, str)]
     if bad_keys:
         problems.append(Problem(path, f"keys must be strings, got {bad_keys!r}."))
@@ -156,11 +178,15 @@ def _parse_rule(
 
 
 def parse_overrides(
-    value: Any, path: str, problems: list[Problem] | None = None
+    value: Any,
+    path: str,
+    problems: list[Problem] | None = None,
+    paths: list[str] | None = None,
 ) -> tuple[Override, ...]:
     """Parse an ``override`` value: a dict, a list of dicts, or a mapping keyed by submodule name.
 
-    Without ``problems`` to append to, raises :class:`InitCfgError` itself.
+    Without ``problems`` to append to, raises :class:`InitCfgError` itself; ``paths``, when
+    given, receives the config path of each override returned.
     """
     own = problems is None
     found: list[Problem] = [] if problems is None else problems
@@ -169,7 +195,9 @@ def parse_overrides(
         pass
     elif isinstance(value, Override):
         items.append((path, value))
-    elif isinstance(value, Mapping) and "name" in value:
+    elif isinstance(value, Mapping) and (
+        "name" in value or any(not isinstance(v, Mapping | None) for v in value.values())
+    ):
         items.append((path, value))
     elif isinstance(value, Mapping):
         for key, item in value.items():
@@ -191,10 +219,14 @@ def parse_overrides(
     elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
         items.extend((join_path(path, i), item) for i, item in enumerate(value))
     else:
-        found.append(
-            Problem(path, f"override must be a dict or a list of dicts, got {value!r}.")
-        )
-    overrides = [ov for item_path, item in items if (ov := _parse_override(item, item_path, found))]
+        found.append(Problem(path, f"override must be a dict or a list of dicts, got {value!r}."))
+    overrides = []
+    for item_path, item in items:
+        override = _parse_override(item, item_path, found)
+        if override is not None:
+            overrides.append(override)
+            if paths is not None:
+                paths.append(item_path)
     if own and found:
         raise InitCfgError(found)
     return tuple(overrides)

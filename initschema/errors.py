@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
@@ -111,9 +112,7 @@ def _message(model: type[BaseModel], type_name: str, error: Any) -> str:
         return f"{field} must be a string, got {value!r}."
     if kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
-    msg = str(error["msg"])
-    if msg.startswith("Input should"):
-        msg = f"{field} should{msg.removeprefix('Input should')}"
+    msg = re.sub(r"^\w+ should", f"{field} should", str(error["msg"]))
     return f"{msg}, got {value!r}."
 
 

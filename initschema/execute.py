@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -79,7 +80,7 @@ def _run(plan: InitPlan, recorder: _Recorder, prefix: str, seed: int | None) -> 
         target = action.target
         assert target is not None
         if action.kind == "mark":
-            target._is_init = True
+            target.is_init = True  # type: ignore[assignment]
             continue
         entry = Provenance(
             kind=action.kind,
@@ -133,7 +134,7 @@ def _call(
     tensors = {join_path(path, n): t for n, t in module.named_parameters()}
     for full, tensor in tensors.items():
         recorder.versions[full] = tensor._version
-    init_weights = module.init_weights
+    init_weights: Callable[[], None] = getattr(module, "init_weights")  # noqa: B009
     if seed is None:
         init_weights()
     else:

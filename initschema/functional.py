@@ -191,7 +191,7 @@ def caffe2_xavier_init(
 
 
 def bias_init_with_prob(prior_prob: float) -> float:
-    """The bias ``-log((1-p)/p)`` that makes a sigmoid output ``p`` (focal loss, Lin et al. 2017)."""
+    """The bias ``-log((1-p)/p)`` making a sigmoid output ``p`` (focal loss, Lin et al. 2017)."""
     if not 0 < prior_prob < 1:
         raise ValueError(f"prior_prob must be in (0, 1), got {prior_prob!r}")
     return float(-math.log((1 - prior_prob) / prior_prob))

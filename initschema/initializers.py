@@ -187,7 +187,9 @@ class WeightInit(Initializer):
         if not self.layer:
             return False
         cls = type(module)
-        return any(name in self.layer for name in (cls.__name__, *(b.__name__ for b in cls.__bases__)))
+        return any(
+            name in self.layer for name in (cls.__name__, *(b.__name__ for b in cls.__bases__))
+        )
 
     def problems(self, module: nn.Module) -> list[str]:
         """Why writing ``module`` would fail (checked at compile time, before any write)."""
@@ -302,7 +304,9 @@ class KaimingInit(WeightInit):
         kaiming = (
             nn.init.kaiming_uniform_ if self.distribution == "uniform" else nn.init.kaiming_normal_
         )
-        kaiming(weight, a=self.a, mode=self.mode, nonlinearity=self.nonlinearity, generator=generator)
+        kaiming(
+            weight, a=self.a, mode=self.mode, nonlinearity=self.nonlinearity, generator=generator
+        )
 
 
 @_register("Caffe2Xavier")

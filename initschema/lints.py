@@ -101,13 +101,14 @@ def find_lints(compiler: _Compiler, *, init_weights_mode: bool) -> list[Lint]:
 
 
 def _layer_lints(compiler: _Compiler) -> list[Lint]:
-    lints, seen = [], set()
+    lints: list[Lint] = []
+    seen: set[tuple[str, str]] = set()
     for rule, module, path in compiler.rule_uses:
         layer = getattr(rule.init, "layer", None)
         where = f"module '{path}'" if path else "the model"
         if not layer:
-            if not rule.init.override and rule.source not in seen:
-                seen.add(rule.source)
+            if not rule.init.override and (rule.source, "") not in seen:
+                seen.add((rule.source, ""))
                 lints.append(
                     Lint(
                         "no-layer",

@@ -108,9 +108,7 @@ class InitPlan:
         return render_plan(self)
 
 
-def compile_plan(
-    module: nn.Module, init_cfg: Any = None, *, path: str = "init_cfg"
-) -> InitPlan:
+def compile_plan(module: nn.Module, init_cfg: Any = None, *, path: str = "init_cfg") -> InitPlan:
     """Validate rules against ``module`` and plan every write; nothing is written.
 
     With ``init_cfg=None`` and a :class:`~initschema.BaseModule` root, plans
@@ -208,24 +206,22 @@ class _Compiler:
             if rule.is_pretrained:
                 self.emit_rule(module, path, rule)
         self.initialized.add(id(module))
-        self.actions.append(Action("mark", path, f"{type(module).__name__}.init_weights",
-                                   target=module))
+        self.actions.append(
+            Action("mark", path, f"{type(module).__name__}.init_weights", target=module)
+        )
 
     def emit_call(self, module: nn.Module, path: str) -> None:
-        """An opaque user ``init_weights``; its BaseModule part is still checked now."""
+        """An opaque user ``init_weights``. What its ``super().init_weights()`` would run is
+        compiled too, and dropped, so that its errors still surface before any write."""
         from .module import BaseModule
 
         if isinstance(module, BaseModule):
-            inner = _Compiler(module)
-            inner.compile_init_weights(module, "")
-            self.problems.extend(
-                Problem(join_path(path, p.path), p.message) for p in inner.problems
-            )
-            self.reached.update(inner.reached)
+            actions, initialized = len(self.actions), set(self.initialized)
+            self.compile_init_weights(module, path)
+            del self.actions[actions:]
+            self.initialized = initialized
         self.opaque.append(path)
-        params = tuple(
-            self.canonical(t, join_path(path, n)) for n, t in module.named_parameters()
-        )
+        params = tuple(self.canonical(t, join_path(path, n)) for n, t in module.named_parameters())
         self.actions.append(
             Action("call", path, f"{type(module).__name__}.init_weights", params, target=module)
         )
@@ -242,8 +238,7 @@ class _Compiler:
         else:
             self.problems.append(Problem(rule.source, _unsupported(init)))
             return
-        for index, override in enumerate(init.override):
-            source = join_path(rule.source, "override", index)
+        for override, source in zip(init.override, rule.override_sources, strict=True):
             target = self.override_target(module, path, override.name, source)
             if target is None:
                 continue
@@ -321,4 +316,3 @@ def _unsupported(init: Initializer) -> str:
         f"{type(init).__qualname__} is neither a WeightInit nor a PretrainedInit, so it cannot "
         f"be planned; subclass one of them."
     )
-

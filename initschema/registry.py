@@ -51,16 +51,14 @@ class Registry:
             if key in self._classes.values():
                 return key
             raise KeyError(f"{key.__qualname__} is not registered in {self.name}")
-        try:
+        if isinstance(key, str) and key in self._classes:
             return self._classes[key]
-        except KeyError:
-            raise KeyError(self.unknown_message(key)) from None
+        raise KeyError(self.unknown_message(key))
 
     def unknown_message(self, key: object) -> str:
         hint = did_you_mean(key, self._classes) if isinstance(key, str) else ""
         return (
-            f"unknown initializer type {key!r}{hint} "
-            f"Registered types: {', '.join(self._classes)}."
+            f"unknown initializer type {key!r}{hint} Registered types: {', '.join(self._classes)}."
         )
 
     def __contains__(self, key: object) -> bool:

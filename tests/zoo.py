@@ -67,8 +67,14 @@ def bottleneck(kit: Kit, cin: int, mid: int, init_cfg: Any = None) -> nn.Module:
     return Bottleneck()
 
 
-def resnet(kit: Kit, init_cfg: Any = None, block_cfg: Any = None, head_cfg: Any = None,
-           width: int = 16, depth: int = 2) -> nn.Module:
+def resnet(
+    kit: Kit,
+    init_cfg: Any = None,
+    block_cfg: Any = None,
+    head_cfg: Any = None,
+    width: int = 16,
+    depth: int = 2,
+) -> nn.Module:
     """ResNet-shaped: stem, stages as Sequential of BaseModule blocks, a head with its own
     init_cfg, a plain nn.Sequential holding a BaseModule (unreachable in MMEngine)."""
 
@@ -84,8 +90,12 @@ def resnet(kit: Kit, init_cfg: Any = None, block_cfg: Any = None, head_cfg: Any 
             self.stem = nn.Conv2d(3, width, 3)
             self.stem_bn = nn.BatchNorm2d(width)
             self.layers = kit.ModuleList(
-                [kit.Sequential(*[bottleneck(kit, width, width // 2, block_cfg)
-                                  for _ in range(depth)]) for _ in range(2)]
+                [
+                    kit.Sequential(
+                        *[bottleneck(kit, width, width // 2, block_cfg) for _ in range(depth)]
+                    )
+                    for _ in range(2)
+                ]
             )
             self.plain = nn.Sequential(bottleneck(kit, width, 4, block_cfg), nn.ReLU())
             self.heads = kit.ModuleDict({"main": Head(), "aux": nn.Linear(width, 3)})
@@ -93,8 +103,14 @@ def resnet(kit: Kit, init_cfg: Any = None, block_cfg: Any = None, head_cfg: Any 
     return ResNet()
 
 
-def vit(kit: Kit, init_cfg: Any = None, block_cfg: Any = None, dim: int = 32, depth: int = 2,
-        heads: int = 4) -> nn.Module:
+def vit(
+    kit: Kit,
+    init_cfg: Any = None,
+    block_cfg: Any = None,
+    dim: int = 32,
+    depth: int = 2,
+    heads: int = 4,
+) -> nn.Module:
     """ViT-shaped: patch embed, cls token, blocks with LayerNorm/attention/MLP, a head."""
 
     class Block(kit.BaseModule):  # type: ignore[misc, name-defined]

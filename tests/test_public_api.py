@@ -1,0 +1,56 @@
+"""The public surface: __all__ is sorted, complete, and every name imports."""
+
+from __future__ import annotations
+
+import initschema as ins
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+
+def test_all_is_sorted() -> None:
+    """__all__ is sorted isort-style: CONSTANTS, then Classes, then functions."""
+    assert ins.__all__ == sorted(ins.__all__, key=_isort_key)
+
+
+def test_all_is_complete() -> None:
+    """Every public name defined in the package is in __all__, and each one exists."""
+    public = {name for name in vars(ins) if not name.startswith("_")}
+    modules = {name for name in public if type(getattr(ins, name)).__name__ == "module"}
+    assert public - modules == set(ins.__all__)
+
+
+def test_design_contract_names() -> None:
+    """The names DESIGN.md promises are there."""
+    for name in [
+        "BaseModule",
+        "Sequential",
+        "ModuleList",
+        "ModuleDict",
+        "initialize",
+        "compile_plan",
+        "ConstantInit",
+        "XavierInit",
+        "NormalInit",
+        "TruncNormalInit",
+        "UniformInit",
+        "KaimingInit",
+        "Caffe2XavierInit",
+        "PretrainedInit",
+        "constant_init",
+        "xavier_init",
+        "normal_init",
+        "trunc_normal_init",
+        "uniform_init",
+        "kaiming_init",
+        "caffe2_xavier_init",
+        "bias_init_with_prob",
+        "trunc_normal_",
+        "WEIGHT_INITIALIZERS",
+        "register_initializer",
+        "parse_init_cfg",
+        "InitCfgError",
+    ]:
+        assert name in ins.__all__
+    assert issubclass(ins.InitCfgError, ValueError)

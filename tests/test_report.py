@@ -1,0 +1,55 @@
+"""InitReport: table, JSON and logging."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import zoo
+
+import initschema as ins
+
+KIT = zoo.kits()["initschema"]
+
+
+def _report() -> ins.InitReport:
+    model = zoo.toy_net(KIT, [dict(type="Normal", layer="Linear", std=0.02)])
+    return ins.compile_plan(model).execute()
+
+
+class TestInitReport:
+    def test_table(self) -> None:
+        """The table has a row per parameter and says what wrote it."""
+        text = str(_report())
+        assert text.splitlines()[0].startswith("initialized ToyNet: 8 parameters, 2 by init_cfg")
+        assert "unchanged" in next(line for line in text.splitlines() if "conv1.weight" in line)
+        assert "Normal(" in next(line for line in text.splitlines() if "fc.weight" in line)
+
+    def test_json(self) -> None:
+        """to_json round-trips through json with every parameter."""
+        data = json.loads(_report().to_json())
+        rows = {row["path"]: row for row in data["parameters"]}
+        assert rows["fc.bias"]["provenance"]["source"] == "init_cfg[0]"
+        assert rows["conv1.weight"]["provenance"] is None
+        assert len(rows) == 8
+
+    def test_logging(self, caplog: pytest.LogCaptureFixture) -> None:
+        """One INFO summary line; per-parameter lines only at DEBUG."""
+        with caplog.at_level(logging.INFO, logger="initschema"):
+            _report()
+        info = [
+            r
+            for r in caplog.records
+            if r.levelno == logging.INFO and "initialized" in r.getMessage()
+        ]
+        assert len(info) == 1 and not [r for r in caplog.records if r.levelno == logging.DEBUG]
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="initschema"):
+            _report()
+        assert sum(r.levelno == logging.DEBUG for r in caplog.records) == 8
+
+    def test_unknown_parameter(self) -> None:
+        """Asking for a parameter that does not exist is a KeyError."""
+        with pytest.raises(KeyError, match="no parameter 'nope'"):
+            _report()["nope"]
