@@ -99,8 +99,11 @@ class Initializer(BaseModel):
         }
 
     def describe(self) -> str:
-        """``Kaiming(a=0.0, mode='fan_out', …)``: the type and its arguments."""
-        args = ", ".join(f"{k}={v!r}" for k, v in self.arguments().items() if v is not None)
+        """``Kaiming(mode='fan_in')``: the type and the arguments that differ from defaults."""
+        fields = type(self).model_fields
+        args = ", ".join(
+            f"{k}={v!r}" for k, v in self.arguments().items() if v != fields[k].default
+        )
         return f"{self.type_name}({args})"
 
     def to_cfg(self) -> dict[str, Any]:

@@ -109,7 +109,7 @@ class InitReport:
         logger.info("%s", self.summary())
 
     def table(self) -> Table:
-        table = Table(title=self.summary(), title_justify="left")
+        table = Table()
         for column in ("parameter", "shape", "written by", "rule"):
             table.add_column(column)
         for row in self.rows:
@@ -118,12 +118,14 @@ class InitReport:
         return table
 
     def __str__(self) -> str:
-        return _render(self.table())
+        return f"{self.summary()}\n{_render(self.table())}"
 
 
 def _written_by(provenance: Provenance | None) -> str:
     if provenance is None:
         return "unchanged"
+    if provenance.kind == "call":
+        return "user-defined init_weights"
     if provenance.kind == "load":
         return f"loaded by {provenance.initializer}"
     return provenance.initializer
@@ -139,7 +141,7 @@ def _render(renderable: Any) -> str:
     Console(file=buffer, width=width, no_color=True, highlight=False, soft_wrap=False).print(
         renderable
     )
-    return buffer.getvalue().rstrip("\n")
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
 
 
 def render_plan(plan: InitPlan) -> str:
@@ -151,10 +153,8 @@ def render_plan(plan: InitPlan) -> str:
                 writers.setdefault(path, []).append(index)
     model = type(plan.module).__name__
     steps = sum(1 for a in plan.actions if a.kind != "mark")
-    table = Table(
-        title=f"InitPlan for {model}: {steps} actions over {len(plan.parameters)} parameters",
-        title_justify="left",
-    )
+    title = f"InitPlan for {model}: {steps} actions over {len(plan.parameters)} parameters"
+    table = Table()
     for column in ("parameter", "shape", "initializer", "rule", "earlier writes"):
         table.add_column(column)
     for path, shape in plan.parameters:
@@ -165,11 +165,11 @@ def render_plan(plan: InitPlan) -> str:
         action = plan.actions[indices[-1]]
         what = action.describe()
         if action.kind == "call":
-            what += " (may write)"
+            what = "user-defined init_weights (may write)"
         elif action.kind == "load":
             what = f"load {what}"
         table.add_row(path, _shape(shape), what, action.source, str(len(indices) - 1 or ""))
-    text = _render(table)
+    text = f"{title}\n{_render(table)}"
     if plan.lints:
         text += "\nLints:\n" + "\n".join(f"  {lint}" for lint in plan.lints)
     return text
