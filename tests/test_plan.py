@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,9 @@ import pytest
 import torch
 import zoo
 from conftest import state_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_cfg import rules
 from torch import nn
 
 import initschema as ins
@@ -245,3 +249,32 @@ class TestLints:
             )
         )
         assert [lint for lint in plan.lints if lint.level == "warning"] == []
+
+
+class TestNothingWrittenOnError:
+    @pytest.mark.filterwarnings("ignore::UserWarning")
+    @settings(max_examples=150, deadline=None)
+    @given(
+        rules(),
+        st.sampled_from(["std", "mode", "a", "b", "gain", "bias", "layer", "type", "override"]),
+        st.one_of(
+            st.text(max_size=4),
+            st.floats(),
+            st.integers(-3, 3),
+            st.none(),
+            st.sampled_from(["Conv2d", "LayerNorm", "Xavier", "fan_in"]),
+        ),
+    )
+    def test_mutated_configs_write_all_or_nothing(self, rule: Any, key: str, value: Any) -> None:
+        """A mutated config either applies or raises InitCfgError with the model untouched."""
+        model = nn.Sequential(
+            OrderedDict(conv=nn.Conv2d(2, 2, 1), fc=nn.Linear(2, 2), norm=nn.LayerNorm(2))
+        )
+        before = state_of(model)
+        try:
+            ins.initialize(
+                model, [dict(type="Constant", val=5, layer="Linear"), {**rule, key: value}]
+            )
+        except ins.InitCfgError:
+            after = state_of(model)
+            assert all(torch.equal(before[k], after[k]) for k in before)
