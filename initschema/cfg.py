@@ -39,11 +39,17 @@ class Rule:
         return isinstance(self.init, PretrainedInit)
 
 
-@dataclass(frozen=True)
 class InitCfg:
-    """The typed rules of one ``init_cfg``, in the order they apply."""
+    """The typed rules of one ``init_cfg``, in the order they apply.
 
-    rules: tuple[Rule, ...] = ()
+    A plain class rather than a dataclass so that OmegaConf and Hydra's ``instantiate``
+    pass it through untouched (a dataclass would become a structured config).
+    """
+
+    __slots__ = ("rules",)
+
+    def __init__(self, rules: tuple[Rule, ...] = ()) -> None:
+        self.rules = tuple(rules)
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.rules)
@@ -53,6 +59,15 @@ class InitCfg:
 
     def __bool__(self) -> bool:
         return bool(self.rules)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InitCfg) and self.rules == other.rules
+
+    def __hash__(self) -> int:
+        return hash(self.rules)
+
+    def __repr__(self) -> str:
+        return f"InitCfg({list(self.rules)!r})"
 
     def to_cfg(self) -> list[dict[str, Any]] | dict[str, dict[str, Any]]:
         """Plain dicts again: a mapping when every rule is named, else a list."""

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import did_you_mean
+from .errors import did_you_mean, join_path
 
 if TYPE_CHECKING:
     from .plan import _Compiler
@@ -29,14 +29,20 @@ class Lint:
     """One finding about a plan; ``level`` is ``'warning'`` or ``'info'``."""
 
     kind: str
+    path: str
+    """The config path of the rule concerned, or the module path."""
     message: str
     level: Literal["warning", "info"] = "warning"
 
     def __str__(self) -> str:
-        return f"[{self.kind}] {self.message}"
+        return (
+            f"[{self.kind}] {self.path}: {self.message}"
+            if self.path
+            else f"[{self.kind}] {self.message}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "level": self.level, "message": self.message}
+        return {"kind": self.kind, "level": self.level, "path": self.path, "message": self.message}
 
     @staticmethod
     def for_load(source: str, checkpoint: str, path: str, match: KeyMatch) -> list[Lint]:
@@ -47,7 +53,8 @@ class Lint:
             found.append(
                 Lint(
                     "checkpoint-mismatch",
-                    f"{source}: {len(match.mismatched)} entries of {checkpoint!r} do not fit "
+                    source,
+                    f"{len(match.mismatched)} entries of {checkpoint!r} do not fit "
                     f"{where} and are skipped ({detail}{_more(match.mismatched)}).",
                 )
             )
@@ -55,7 +62,8 @@ class Lint:
             found.append(
                 Lint(
                     "checkpoint-missing",
-                    f"{source}: {len(match.missing)} keys of {where} are not in {checkpoint!r} "
+                    source,
+                    f"{len(match.missing)} keys of {where} are not in {checkpoint!r} "
                     f"and keep their values: {_names(match.missing)}.",
                 )
             )
@@ -63,7 +71,8 @@ class Lint:
             found.append(
                 Lint(
                     "checkpoint-unexpected",
-                    f"{source}: {len(match.unexpected)} keys of {checkpoint!r} match nothing in "
+                    source,
+                    f"{len(match.unexpected)} keys of {checkpoint!r} match nothing in "
                     f"{where}: {_names(match.unexpected)}.",
                 )
             )
@@ -78,13 +87,15 @@ def _names(items: tuple[str, ...] | list[str]) -> str:
     return ", ".join(items[:_SHOWN]) + _more(items)
 
 
-def find_lints(compiler: _Compiler, *, init_weights_mode: bool) -> list[Lint]:
-    """All lints of a finished compile, logged on the ``initschema`` logger."""
+def find_lints(compiler: _Compiler, *, init_weights_mode: bool, log: bool = True) -> list[Lint]:
+    """All lints of a finished compile, logged on the ``initschema`` logger unless ``log``
+    is False."""
     lints: list[Lint] = []
     if compiler.already_initialized:
         lints.append(
             Lint(
                 "already-initialized",
+                "",
                 f"{type(compiler.root).__name__} is already initialized (is_init is True); "
                 f"init_weights() does nothing.",
             )
@@ -95,7 +106,7 @@ def find_lints(compiler: _Compiler, *, init_weights_mode: bool) -> list[Lint]:
     lints += compiler.load_lints
     lints += _shadowed_lints(compiler)
     lints += _default_lints(compiler)
-    for lint in lints:
+    for lint in lints if log else ():
         logger.log(logging.WARNING if lint.level == "warning" else logging.INFO, "%s", lint)
     return lints
 
@@ -112,8 +123,9 @@ def _layer_lints(compiler: _Compiler) -> list[Lint]:
                 lints.append(
                     Lint(
                         "no-layer",
-                        f"{rule.source}: the rule has no `layer` and no `override`, so it "
-                        f"writes nothing; add layer=[...] naming the classes to initialize.",
+                        rule.source,
+                        "the rule has no `layer` and no `override`, so it "
+                        "writes nothing; add layer=[...] naming the classes to initialize.",
                     )
                 )
             continue
@@ -129,7 +141,8 @@ def _layer_lints(compiler: _Compiler) -> list[Lint]:
             lints.append(
                 Lint(
                     "unmatched-layer",
-                    f"{rule.source}.layer: {name!r} matches no module under {where}"
+                    join_path(rule.source, "layer"),
+                    f"{name!r} matches no module under {where}"
                     f"{did_you_mean(name, shown) or ';'} classes there: {', '.join(shown)}.",
                 )
             )
@@ -161,6 +174,7 @@ def _unreachable_lints(compiler: _Compiler) -> list[Lint]:
         lints.append(
             Lint(
                 "unreachable-init-cfg",
+                join_path(path, "init_cfg"),
                 f"the init_cfg of '{path}' ({type(module).__name__}) never runs: "
                 f"'{parent_path or '(root)'}' is a plain {type(parent).__name__} without "
                 f"init_weights, so init_weights() stops there; use initschema.Sequential / "
@@ -186,7 +200,8 @@ def _shadowed_lints(compiler: _Compiler) -> list[Lint]:
             lints.append(
                 Lint(
                     "shadowed-rule",
-                    f"{source}: every tensor it writes ({len(params)}) is written again later, "
+                    source,
+                    f"every tensor it writes ({len(params)}) is written again later, "
                     f"by {', '.join(sorted(winners))}; its writes still happen (and use the RNG) "
                     f"but none survives.",
                     level="info",
@@ -203,6 +218,7 @@ def _default_lints(compiler: _Compiler) -> list[Lint]:
     return [
         Lint(
             "default-init",
+            "",
             f"{len(left)} parameters keep PyTorch's default initialization: {_names(left)}.",
             level="info",
         )

@@ -108,13 +108,17 @@ class InitPlan:
         return render_plan(self)
 
 
-def compile_plan(module: nn.Module, init_cfg: Any = None, *, path: str = "init_cfg") -> InitPlan:
+def compile_plan(
+    module: nn.Module, init_cfg: Any = None, *, path: str = "init_cfg", strict: bool = False
+) -> InitPlan:
     """Validate rules against ``module`` and plan every write; nothing is written.
 
     With ``init_cfg=None`` and a :class:`~initschema.BaseModule` root, plans
     ``module.init_weights()``; with an ``init_cfg``, plans
     ``initialize(module, init_cfg)`` (``path`` names that config in errors).
-    Raises :class:`InitCfgError` listing every problem found.
+    Raises :class:`InitCfgError` listing every problem found; with ``strict``,
+    warning-level lints (a ``layer`` that matches nothing, an unreachable
+    ``init_cfg``, checkpoint keys that do not fit, …) are problems too.
     """
     from .module import BaseModule
 
@@ -135,7 +139,7 @@ def compile_plan(module: nn.Module, init_cfg: Any = None, *, path: str = "init_c
             f"initschema.BaseModule, got {type(module).__name__}; pass init_cfg=... to plan "
             f"initialize(module, init_cfg) instead."
         )
-    return compiler.finish(init_weights_mode=init_cfg is None)
+    return compiler.finish(init_weights_mode=init_cfg is None, strict=strict)
 
 
 def compile_init_weights(module: nn.Module) -> InitPlan:
@@ -303,11 +307,15 @@ class _Compiler:
             Action("load", path, source, params, init, match.loaded, keys, module, checkpoint)
         )
 
-    def finish(self, *, init_weights_mode: bool) -> InitPlan:
+    def finish(self, *, init_weights_mode: bool, strict: bool = False) -> InitPlan:
         if self.problems:
             raise InitCfgError(self.problems)
         parameters = tuple((p, tuple(t.shape)) for p, t in self.root.named_parameters())
-        lints = find_lints(self, init_weights_mode=init_weights_mode)
+        lints = find_lints(self, init_weights_mode=init_weights_mode, log=not strict)
+        if strict and (errors := [lint for lint in lints if lint.level == "warning"]):
+            raise InitCfgError(
+                [Problem(lint.path, f"{lint.message} (strict: {lint.kind})") for lint in errors]
+            )
         return InitPlan(tuple(self.actions), tuple(lints), parameters, self.root)
 
 

@@ -187,7 +187,7 @@ class TestChecks:
 
 
 def _kinds(plan: ins.InitPlan) -> dict[str, str]:
-    return {lint.kind: lint.message for lint in plan.lints}
+    return {lint.kind: str(lint) for lint in plan.lints}
 
 
 class TestLints:
@@ -224,12 +224,12 @@ class TestLints:
                 )
             )
         )
-        assert lints["shadowed-rule"].startswith("init_cfg[0]: every tensor it writes (2)")
+        assert "init_cfg[0]: every tensor it writes (2)" in lints["shadowed-rule"]
 
     def test_default_init(self) -> None:
         """Parameters nothing writes are listed."""
         lints = _kinds(ins.compile_plan(_net(dict(type="Normal", layer="Linear"))))
-        assert lints["default-init"].startswith("6 parameters keep PyTorch's default")
+        assert "6 parameters keep PyTorch's default" in lints["default-init"]
 
     def test_lints_are_logged(self, caplog: pytest.LogCaptureFixture) -> None:
         """Warnings go to the 'initschema' logger."""
@@ -278,3 +278,18 @@ class TestNothingWrittenOnError:
         except ins.InitCfgError:
             after = state_of(model)
             assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+class TestStrict:
+    def test_warning_lints_become_errors(self) -> None:
+        """With strict=True a layer that matches nothing is an InitCfgError at its path."""
+        model = _net(dict(type="Normal", layer=["Linear", "Conv3d"]))
+        with pytest.raises(ins.InitCfgError) as info:
+            ins.compile_plan(model, strict=True)
+        assert str(info.value).startswith("init_cfg.layer: 'Conv3d' matches no module")
+        assert "(strict: unmatched-layer)" in str(info.value)
+
+    def test_info_lints_stay_lints(self) -> None:
+        """Parameters left at their default are not an error under strict."""
+        plan = ins.compile_plan(_net(dict(type="Normal", layer="Linear")), strict=True)
+        assert [lint.kind for lint in plan.lints] == ["default-init"]
