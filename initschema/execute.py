@@ -13,7 +13,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +24,7 @@ from .plan import Action, InitPlan
 from .pretrained import load_into
 from .report import InitReport, Provenance
 
-__all__ = ["execute", "seed_for"]
+__all__ = ["execute", "running", "seed_for"]
 
 logger = logging.getLogger("initschema")
 
@@ -51,6 +51,11 @@ class _Recorder:
     def record(self, path: str, tensor: Tensor, entry: Provenance) -> None:
         self.entries[path] = entry
         self.versions[path] = tensor._version
+
+
+def running() -> bool:
+    """Whether a plan is executing (so an ``init_weights`` call now is nested in it)."""
+    return _RECORDER.get() is not None
 
 
 def execute(plan: InitPlan, seed: int | None = None) -> InitReport:
@@ -124,7 +129,7 @@ def _write(
             init.write_tensor(name, tensor, generator)
         else:
             continue
-        recorder.record(full, tensor, entry)
+        recorder.record(full, tensor, replace(entry, initializer=init.describe_tensor(name)))
 
 
 def _call(

@@ -172,6 +172,12 @@ class WeightInit(Initializer):
         """The bias actually written: from ``bias_prob`` when it is given, else ``bias``."""
         return bias_init_with_prob(self.bias_prob) if self.bias_prob is not None else self.bias
 
+    def describe_tensor(self, name: str) -> str:
+        """What this rule writes into the tensor ``name`` (``'weight'`` or ``'bias'``)."""
+        if name == "bias":
+            return f"constant {self.bias_value:g} ({self.describe()})"
+        return self.describe()
+
     def init_weight(self, weight: Tensor, generator: torch.Generator | None = None) -> None:
         """Write ``weight`` in place. Subclasses implement this."""
         raise NotImplementedError(f"{type(self).__qualname__} must implement init_weight")

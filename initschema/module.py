@@ -47,6 +47,7 @@ class BaseModule(nn.Module):
 
         Raises :class:`~initschema.InitCfgError` before any write when a rule is bad.
         """
+        from .execute import running
         from .plan import compile_init_weights
 
         if self._is_init:
@@ -56,7 +57,9 @@ class BaseModule(nn.Module):
                 stacklevel=2,
             )
             return
-        compile_init_weights(self).execute()
+        # Called from a user init_weights inside a running plan, this module's lints would
+        # ignore what its ancestors' rules write: the outer plan already reported them.
+        compile_init_weights(self, log=not running()).execute()
 
     def __repr__(self) -> str:
         text = super().__repr__()

@@ -59,6 +59,12 @@ class Action:
         assert self.init is not None
         return self.init.describe()
 
+    def describe_param(self, path: str) -> str:
+        """What this action writes into the tensor at ``path`` (one of ``params``)."""
+        if self.kind == "write" and isinstance(self.init, WeightInit):
+            return self.init.describe_tensor(self.tensors[self.params.index(path)])
+        return self.describe()
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "module": self.module, "source": self.source}
         if self.init is not None:
@@ -109,7 +115,12 @@ class InitPlan:
 
 
 def compile_plan(
-    module: nn.Module, init_cfg: Any = None, *, path: str = "init_cfg", strict: bool = False
+    module: nn.Module,
+    init_cfg: Any = None,
+    *,
+    path: str = "init_cfg",
+    strict: bool = False,
+    log: bool = True,
 ) -> InitPlan:
     """Validate rules against ``module`` and plan every write; nothing is written.
 
@@ -118,7 +129,8 @@ def compile_plan(
     ``initialize(module, init_cfg)`` (``path`` names that config in errors).
     Raises :class:`InitCfgError` listing every problem found; with ``strict``,
     warning-level lints (a ``layer`` that matches nothing, an unreachable
-    ``init_cfg``, checkpoint keys that do not fit, …) are problems too.
+    ``init_cfg``, checkpoint keys that do not fit, …) are problems too. Lints are
+    logged on the ``initschema`` logger unless ``log`` is False.
     """
     from .module import BaseModule
 
@@ -139,15 +151,16 @@ def compile_plan(
             f"initschema.BaseModule, got {type(module).__name__}; pass init_cfg=... to plan "
             f"initialize(module, init_cfg) instead."
         )
-    return compiler.finish(init_weights_mode=init_cfg is None, strict=strict)
+    return compiler.finish(init_weights_mode=init_cfg is None, strict=strict, log=log)
 
 
-def compile_init_weights(module: nn.Module) -> InitPlan:
+def compile_init_weights(module: nn.Module, *, log: bool = True) -> InitPlan:
     """The plan of ``BaseModule.init_weights`` itself for ``module``, even when a subclass
-    overrides ``init_weights`` (this is what its ``super().init_weights()`` runs)."""
+    overrides ``init_weights`` (this is what its ``super().init_weights()`` runs).
+    ``log=False`` keeps its lints off the log."""
     compiler = _Compiler(module)
     compiler.compile_init_weights(module, "")
-    return compiler.finish(init_weights_mode=True)
+    return compiler.finish(init_weights_mode=True, log=log)
 
 
 def has_own_init_weights(module: nn.Module) -> bool:
@@ -307,11 +320,13 @@ class _Compiler:
             Action("load", path, source, params, init, match.loaded, keys, module, checkpoint)
         )
 
-    def finish(self, *, init_weights_mode: bool, strict: bool = False) -> InitPlan:
+    def finish(
+        self, *, init_weights_mode: bool, strict: bool = False, log: bool = True
+    ) -> InitPlan:
         if self.problems:
             raise InitCfgError(self.problems)
         parameters = tuple((p, tuple(t.shape)) for p, t in self.root.named_parameters())
-        lints = find_lints(self, init_weights_mode=init_weights_mode, log=not strict)
+        lints = find_lints(self, init_weights_mode=init_weights_mode, log=log and not strict)
         if strict and (errors := [lint for lint in lints if lint.level == "warning"]):
             raise InitCfgError(
                 [Problem(lint.path, f"{lint.message} (strict: {lint.kind})") for lint in errors]

@@ -163,7 +163,7 @@ def render_plan(plan: InitPlan) -> str:
             table.add_row(path, _shape(shape), "PyTorch default (unchanged)", "", "")
             continue
         action = plan.actions[indices[-1]]
-        what = action.describe()
+        what = action.describe_param(path)
         if action.kind == "call":
             what = "user-defined init_weights (may write)"
         elif action.kind == "load":

@@ -13,6 +13,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+@pytest.fixture(autouse=True)
+def _registry_restored() -> Any:
+    """Initializers a test registers are gone after it, so tests stay independent."""
+    from initschema.registry import WEIGHT_INITIALIZERS
+
+    saved = dict(WEIGHT_INITIALIZERS._classes)
+    yield
+    WEIGHT_INITIALIZERS._classes.clear()
+    WEIGHT_INITIALIZERS._classes.update(saved)
+
+
 @pytest.fixture(scope="session")
 def mm() -> Any:
     """``mmengine.model`` (with its logger kept quiet), or skip the test."""

@@ -1,0 +1,279 @@
+"""Hydra integration: structured configs for the ``init`` group and load-time validation.
+
+pydantic stays the one place an init_cfg is validated; Hydra and OmegaConf carry
+it. Every registered initializer gets a dataclass generated from its model
+(choices become ``str`` Enums, so bad values and unknown keys fail at compose
+time with the full key) in the ``init`` config group; ``init_cfg`` nodes are
+mappings of named rules picked from that group::
+
+    defaults:
+      - /init@convs: kaiming
+
+:func:`validate` turns every ``init_cfg`` node of a composed config into typed
+rules, and :func:`main` (``hydra.main`` plus that validation) runs it before the
+task function, so a bad config never reaches model construction.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import MISSING as DC_MISSING
+from dataclasses import field, make_dataclass
+from types import UnionType
+from typing import Annotated, Any, Literal, Optional, TypeVar, Union, get_args, get_origin
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .cfg import InitCfg, parse_init_cfg
+from .errors import InitCfgError, Problem, join_path
+from .initializers import Initializer
+from .registry import WEIGHT_INITIALIZERS
+
+__all__ = [
+    "GROUP",
+    "annotate",
+    "main",
+    "option_name",
+    "register_configs",
+    "structured_config",
+    "typed_container",
+    "validate",
+]
+
+GROUP = "init"
+"""The config group holding one option per initializer type."""
+
+TaskT = TypeVar("TaskT", bound=Callable[..., Any])
+
+
+def option_name(type_name: str) -> str:
+    """The group option of an initializer type: ``TruncNormal`` → ``trunc_normal``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type_name).lower()
+
+
+def _choices(annotation: Any) -> tuple[Any, ...]:
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    for arg in get_args(annotation):
+        if found := _choices(arg):
+            return found
+    return ()
+
+
+def _scalar(annotation: Any) -> tuple[type | None, bool]:
+    """(float or str, whether None is allowed) for such fields, else (None, _)."""
+    args = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    nullable = type(None) in args
+    bases = {get_args(a)[0] if get_origin(a) is Annotated else a for a in args}
+    bases.discard(type(None))
+    scalar = next(iter(bases)) if len(bases) == 1 and bases <= {float, str} else None
+    return scalar, nullable
+
+
+@functools.cache
+def structured_config(cls: type[Initializer]) -> type:
+    """A dataclass with ``cls``'s fields for Hydra's ConfigStore (generated, not hand-written)."""
+    fields: list[tuple[str, Any, Any]] = [("type", str, field(default=cls.type_name))]
+    for name, info in cls.model_fields.items():
+        default = DC_MISSING if info.is_required() else info.default
+        if default == ():
+            default = None
+        choices = _choices(info.annotation)
+        scalar, nullable = _scalar(info.annotation)
+        kind: Any = Any
+        if choices:
+            kind = enum.Enum(  # type: ignore[misc, no-redef]
+                f"{cls.type_name}{name.title().replace('_', '')}", {c: c for c in choices}, type=str
+            )
+            default = kind(default)
+        elif scalar is not None:
+            kind = Optional[scalar] if nullable else scalar  # noqa: UP045 (OmegaConf 2.3 needs it)
+        value = "???" if default is DC_MISSING else default
+        fields.append((name, kind, field(default=value)))
+    return make_dataclass(f"{cls.__name__}Config", fields)
+
+
+def register_configs(store: Any = None) -> None:
+    """Store one option per registered initializer in group ``init`` (call again after
+    registering your own initializers; :func:`main` does)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = store or ConfigStore.instance()
+    for type_name, cls in WEIGHT_INITIALIZERS.items():
+        store.store(group=GROUP, name=option_name(type_name), node=structured_config(cls))
+
+
+def _init_cfg_nodes(node: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    """(config path, parent, key) of every ``init_cfg`` node, at any depth."""
+    keys: Any = node.keys() if isinstance(node, DictConfig) else range(len(node))
+    for key in keys:
+        child_path = join_path(path, key)
+        if key == "hydra" and not path:
+            continue
+        if key == "init_cfg":
+            yield child_path, node, key
+            continue
+        child = node._get_node(key)
+        if isinstance(child, DictConfig | ListConfig) and not child._is_missing():
+            yield from _init_cfg_nodes(child, child_path)
+
+
+def _plain(parent: Any, key: Any, path: str, problems: list[Problem]) -> Any:
+    """The resolved Python value of ``parent[key]``; every ``???`` and broken interpolation
+    in it becomes a problem at its full config path."""
+    if OmegaConf.is_missing(parent, key):
+        problems.append(
+            Problem(path, f"no value given (???); set it, e.g. on the command line: {path}=...")
+        )
+        return None
+    try:
+        value = parent[key]
+    except OmegaConfBaseException as error:
+        problems.append(
+            Problem(
+                path,
+                f"cannot resolve {parent._get_node(key)._value()!r}: {str(error).splitlines()[0]}",
+            )
+        )
+        return None
+    if isinstance(value, DictConfig):
+        return {k: _plain(value, k, join_path(path, str(k)), problems) for k in value.keys()}
+    if isinstance(value, ListConfig):
+        return [_plain(value, i, join_path(path, i), problems) for i in range(len(value))]
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _hydra_node(cfg: Any) -> Any:
+    if isinstance(cfg, DictConfig) and "hydra" in cfg:
+        return cfg.hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def _origin(path: str, hydra_node: Any) -> str:
+    """Where the value at ``path`` came from: a command-line override or a group option."""
+    if hydra_node is None:
+        return ""
+    overrides: list[str] = OmegaConf.to_container(hydra_node.overrides.task)  # type: ignore[assignment]
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if "@" not in key and (path == key or path.startswith(key + ".")):
+            return f"set on the command line: {override}"
+    best_package, label = "", ""
+    for choice, option in hydra_node.runtime.choices.items():
+        group, _, package = choice.partition("@")
+        package = package or group.replace("/", ".")
+        inside = path == package or path.startswith(package + ".")
+        if option is not None and inside and len(package) > len(best_package):
+            best_package, label = package, f"{group}/{option}"
+    return f"composed from {label}" if label else ""
+
+
+def annotate(error: InitCfgError, cfg: Any = None) -> InitCfgError:
+    """The same problems, each followed by where Hydra says its value came from."""
+    node = _hydra_node(cfg)
+    problems = []
+    for problem in error.problems:
+        origin = _origin(problem.path, node)
+        problems.append(
+            Problem(problem.path, f"{problem.message} [{origin}]") if origin else problem
+        )
+    return InitCfgError(problems)
+
+
+def validate(cfg: Any) -> dict[str, InitCfg]:
+    """Typed rules for every ``init_cfg`` node of a composed config, keyed by config path.
+
+    Resolves interpolations; a ``???``, a broken interpolation or an invalid rule is an
+    :class:`InitCfgError` naming the config path and, when Hydra knows it, the group
+    option or command-line override the value came from.
+    """
+    problems: list[Problem] = []
+    found: dict[str, InitCfg] = {}
+    for path, parent, key in _init_cfg_nodes(cfg, ""):
+        unresolved: list[Problem] = []
+        value = _plain(parent, key, path, unresolved)
+        problems += unresolved
+        try:
+            init_cfg = parse_init_cfg(value, path)
+        except InitCfgError as error:
+            # An unresolved value was read as None: its own problem already says why.
+            flagged = tuple(p.path for p in unresolved)
+            problems += [p for p in error.problems if not p.path.startswith(flagged or ("\0",))]
+            continue
+        if not unresolved:
+            found[path] = init_cfg
+    if problems:
+        raise annotate(InitCfgError(problems), cfg)
+    return found
+
+
+def typed_container(cfg: Any) -> Any:
+    """The resolved config as plain Python, each ``init_cfg`` replaced by its typed
+    :class:`~initschema.InitCfg` (ready for ``hydra.utils.instantiate``)."""
+    typed = validate(cfg)
+    plain: dict[str, Any] = {}
+    for key in cfg.keys():
+        if key != "hydra":  # Hydra's own node holds run-time interpolations
+            child = cfg._get_node(key)
+            container = isinstance(child, DictConfig | ListConfig)
+            plain[key] = (
+                OmegaConf.to_container(child, resolve=True, enum_to_str=True)
+                if container
+                else cfg[key]
+            )
+    for path, init_cfg in typed.items():
+        *parents, last = _split(path)
+        node: Any = plain
+        for part in parents:
+            node = node[part]
+        node[last] = init_cfg
+    return plain
+
+
+def _split(path: str) -> list[str | int]:
+    return [int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", path)]
+
+
+def main(
+    config_path: str | None = None, config_name: str | None = None, version_base: str = "1.3"
+) -> Callable[[TaskT], Callable[[], Any]]:
+    """``hydra.main`` that validates every ``init_cfg`` before the task function runs.
+
+    A bad config prints ``Error in config PATH: …`` for each problem and exits with
+    status 2; the task function is not called. ``config_path`` is relative to the file
+    that defines the task function, as with ``hydra.main``.
+    """
+    import hydra
+
+    def decorate(task: TaskT) -> Callable[[], Any]:
+        register_configs()
+        path = config_path
+        if path is not None and not path.startswith("pkg://") and not os.path.isabs(path):
+            source = inspect.getsourcefile(task)
+            path = os.path.join(os.path.dirname(os.path.abspath(source or ".")), path)
+
+        @functools.wraps(task)
+        def run(cfg: DictConfig) -> Any:
+            try:
+                validate(cfg)
+            except InitCfgError as error:
+                for problem in error.problems:
+                    print(f"Error in config {problem}", file=sys.stderr)
+                sys.exit(2)
+            return task(cfg)
+
+        return hydra.main(config_path=path, config_name=config_name, version_base=version_base)(run)  # type: ignore[no-any-return]
+
+    return decorate
+
+
+register_configs()

@@ -1,0 +1,316 @@
+"""Hydra: the shipped conf/ composes, validates and initializes; named rules compose by key;
+bad values fail at compose or load time with their exact config path."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+import initschema as ins
+import initschema.hydra as ins_hydra
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+sys.path.insert(0, str(ROOT / "examples"))
+
+import train  # noqa: E402  (examples/train.py, the app under test)
+
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+STRATEGIES = sorted(p.stem for p in (CONF / "model" / "init_cfg").glob("*.yaml"))
+
+
+def _compose(overrides: list[str], conf: Path = CONF) -> Any:
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A saved classifier of each model, for the fine-tune strategy."""
+    paths = {}
+    for model in MODELS:
+        spec = ins_hydra.typed_container(
+            _compose([f"model={model}", "model/init_cfg=pytorch_default"])
+        )
+        path = tmp_path_factory.mktemp("ckpt") / f"{model}.pth"
+        torch.save(train.instantiate(spec["model"]).state_dict(), path)
+        paths[model] = str(path)
+    return paths
+
+
+class TestStructuredConfigs:
+    def test_every_initializer_has_an_option(self) -> None:
+        """Each registered initializer is an option of group init, with its defaults."""
+        for name in ins.WEIGHT_INITIALIZERS:
+            cfg = _compose([f"+init@probe={ins_hydra.option_name(name)}"])
+            assert cfg.probe.type == name
+        cfg = _compose(["+init@probe=kaiming"])
+        assert cfg.probe.mode == "fan_out" and cfg.probe.a == 0
+
+    def test_option_names(self) -> None:
+        """Option names are the snake_case type names."""
+        assert ins_hydra.option_name("TruncNormal") == "trunc_normal"
+        assert ins_hydra.option_name("Caffe2Xavier") == "caffe2_xavier"
+
+    def test_user_initializer_gets_an_option(self) -> None:
+        """register_configs() after register_initializer adds the new type to the group."""
+
+        @ins.register_initializer("HydraProbe")
+        class ProbeInit(ins.WeightInit):
+            scale: float = 2.0
+            mode: str = "x"
+
+            def init_weight(self, weight: torch.Tensor, generator: Any = None) -> None:
+                weight.fill_(self.scale)
+
+        ins_hydra.register_configs()
+        cfg = _compose(["+init@probe=hydra_probe", "probe.scale=3"])
+        assert OmegaConf.to_container(cfg.probe)["scale"] == 3.0  # type: ignore[index]
+
+
+class TestLibrary:
+    @pytest.mark.parametrize("model", MODELS)
+    @pytest.mark.parametrize("strategy", STRATEGIES)
+    def test_model_x_strategy(self, model: str, strategy: str, checkpoint: dict[str, str]) -> None:
+        """Every model with every strategy composes, validates and initializes."""
+        overrides = [f"model={model}", f"model/init_cfg={strategy}"]
+        if strategy == "finetune":
+            overrides.append(f"model.backbone.init_cfg.pretrained.checkpoint={checkpoint[model]}")
+        cfg = _compose(overrides)
+        spec = ins_hydra.typed_container(cfg)
+        net, plan, _ = train.build(spec["model"], strict=False, meta=True)
+        report = plan.execute()
+        assert len(report) == len(list(net.parameters()))
+        assert all(torch.isfinite(p).all() for p in net.parameters())
+        if strategy == "finetune":
+            source = torch.load(checkpoint[model], weights_only=True)
+            assert all(
+                torch.equal(t, source[f"backbone.{k}"])
+                for k, t in net.backbone.state_dict().items()
+            )
+
+    @pytest.mark.parametrize(
+        "experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+    )
+    def test_experiments_compose(self, experiment: str) -> None:
+        """Every experiment composes; all but fine-tune (needs a checkpoint) validate."""
+        cfg = _compose([f"experiment={experiment}"])
+        if experiment.endswith("finetune"):
+            with pytest.raises(ins.InitCfgError, match="no value given"):
+                ins_hydra.validate(cfg)
+        else:
+            assert ins_hydra.validate(cfg)
+
+    def test_init_cfg_nodes_at_every_depth(self) -> None:
+        """validate() finds init_cfg nodes at model, backbone and head level."""
+        cfg = _compose(
+            [
+                "+init@model.head.init_cfg.fc=normal",
+                "model.head.init_cfg.fc.std=0.5",
+                "model.head.init_cfg.fc.layer=[Linear]",
+            ]
+        )
+        found = ins_hydra.validate(cfg)
+        assert set(found) == {"model.init_cfg", "model.backbone.init_cfg", "model.head.init_cfg"}
+        (rule,) = found["model.head.init_cfg"].rules
+        assert rule.source == "model.head.init_cfg.fc" and rule.init.std == 0.5  # type: ignore[attr-defined]
+
+    def test_deeper_rule_wins_and_reports_its_path(self) -> None:
+        """A head rule beats the model rule; the report names the config path."""
+        cfg = _compose(
+            [
+                "+init@model.head.init_cfg.fc=constant",
+                "model.head.init_cfg.fc.val=3",
+                "model.head.init_cfg.fc.layer=[Linear]",
+            ]
+        )
+        net, plan, _ = train.build(ins_hydra.typed_container(cfg)["model"], False, True)
+        report = plan.execute()
+        assert torch.all(net.head.fc.weight == 3)
+        assert report["head.fc.weight"].provenance.source == "model.head.init_cfg.fc"  # type: ignore[union-attr]
+
+
+def _rules(overrides: list[str]) -> dict[str, Any]:
+    cfg = ins_hydra.validate(_compose(overrides))["model.init_cfg"]
+    return {rule.name: rule.init for rule in cfg}
+
+
+class TestNamedRules:
+    def test_tune(self) -> None:
+        """model.init_cfg.convs.mode=fan_in changes one argument of one rule."""
+        assert _rules(["model.init_cfg.convs.mode=fan_in"])["convs"].mode == "fan_in"
+
+    def test_switch_strategy(self) -> None:
+        """model/init_cfg=NAME picks another strategy."""
+        rules = _rules(["model/init_cfg=caffe2_xavier"])
+        assert isinstance(rules["convs"], ins.Caffe2XavierInit)
+
+    def test_add(self) -> None:
+        """+init@model.init_cfg.NAME=TYPE adds a rule, tunable by key."""
+        rules = _rules(["+init@model.init_cfg.extra=normal", "model.init_cfg.extra.std=0.001"])
+        assert list(rules) == ["convs", "norms", "head", "extra"]
+        assert rules["extra"] == ins.NormalInit(std=0.001)
+
+    def test_delete(self) -> None:
+        """~init@model.init_cfg.NAME removes a rule and its values."""
+        assert list(_rules(["~init@model.init_cfg.norms"])) == ["convs", "head"]
+
+    def test_replace_type(self) -> None:
+        """init@model.init_cfg.NAME=TYPE swaps the rule's initializer."""
+        rules = _rules(["init@model.init_cfg.convs=xavier"])
+        assert isinstance(rules["convs"], ins.XavierInit)
+
+    def test_override_mapping_composes_by_key(self) -> None:
+        """An override given as a mapping keyed by submodule name is tuned by key."""
+        rules = _rules(
+            [
+                "model/init_cfg=retinanet_head",
+                "+model.init_cfg.cls.override.head.type=Normal",
+                "+model.init_cfg.cls.override.head.std=0.5",
+            ]
+        )
+        (override,) = rules["cls"].override
+        assert override.name == "head" and override.init == ins.NormalInit(std=0.5)
+
+
+# (YAML content under a strategy, the same as a command-line override, path, text)
+BAD: list[tuple[str, str, str, str]] = [
+    (
+        "convs: {mode: fan_middle}",
+        "model.init_cfg.convs.mode=fan_middle",
+        "model.init_cfg.convs.mode",
+        "fan_middle",
+    ),
+    ("convs: {mod: fan_in}", "model.init_cfg.convs.mod=fan_in", "model.init_cfg.convs.mod", "mod"),
+    ("head: {bias: zero}", "model.init_cfg.head.bias=zero", "model.init_cfg.head.bias", "zero"),
+    (
+        "head: {std: -1}",
+        "model.init_cfg.head.std=-1",
+        "model.init_cfg.head.std",
+        "std should be greater than or equal to 0, got -1.0",
+    ),
+    (
+        "convs: {type: Kaimin}",
+        "model.init_cfg.convs.type=Kaimin",
+        "model.init_cfg.convs.type",
+        "unknown initializer type 'Kaimin'; did you mean 'Kaiming'?",
+    ),
+    (
+        "ckpt:\n  type: Pretrained\n  checkpoint: ???",
+        "+init@model.init_cfg.ckpt=pretrained",
+        "model.init_cfg.ckpt.checkpoint",
+        "no value given (???)",
+    ),
+    (
+        "head: {std: '${nope}'}",
+        "model.init_cfg.head.std=${nope}",
+        "model.init_cfg.head.std",
+        "cannot resolve '${nope}'",
+    ),
+    (
+        "convs: {override: [{type: Xavier}]}",
+        "model.init_cfg.convs.override=[{type:Xavier}]",
+        "model.init_cfg.convs.override[0]",
+        "an override needs 'name'",
+    ),
+    (
+        "convs: {override: {stem: {gain: 2}}}",
+        "model.init_cfg.convs.override={stem:{gain:2}}",
+        "model.init_cfg.convs.override.stem",
+        "an override with arguments needs 'type'",
+    ),
+    (
+        "head: {bias_prob: 1.5}",
+        "model.init_cfg.head.bias_prob=1.5",
+        "model.init_cfg.head.bias_prob",
+        "bias_prob should be less than 1, got 1.5",
+    ),
+    (
+        "convs: {layer: 3}",
+        "model.init_cfg.convs.layer=3",
+        "model.init_cfg.convs.layer",
+        "layer must be a string, got 3",
+    ),
+    (
+        "head: {layer: [Linear], override: {head: {type: Normal, std: -2}}}",
+        "model.init_cfg.head.override={head:{type:Normal,std:-2}}",
+        "model.init_cfg.head.override.head.std",
+        "std should be greater than or equal to 0",
+    ),
+]
+
+
+def _error_text(overrides: list[str], conf: Path = CONF) -> str:
+    """The message of whatever stops the config before any model exists."""
+    try:
+        cfg = _compose(overrides, conf)
+    except (ConfigCompositionException, OmegaConfBaseException) as error:
+        return f"{error}\n{error.__cause__ or ''}"
+    with pytest.raises(ins.InitCfgError) as info:
+        ins_hydra.validate(cfg)
+    return str(info.value)
+
+
+class TestBadConfigs:
+    @pytest.mark.parametrize(
+        ("yaml", "override", "path", "text"), BAD, ids=[b[1][:40] for b in BAD]
+    )
+    def test_command_line(self, yaml: str, override: str, path: str, text: str) -> None:
+        """A bad command-line value fails with its exact config path."""
+        message = _error_text(override.split(" "))
+        assert path in message and text in message
+
+    @pytest.mark.parametrize(
+        ("yaml", "override", "path", "text"), BAD, ids=[b[1][:40] for b in BAD]
+    )
+    def test_yaml_file(
+        self, tmp_path: Path, yaml: str, override: str, path: str, text: str
+    ) -> None:
+        """The same value written in a strategy file fails with the same path."""
+        conf = tmp_path / "conf"
+        shutil.copytree(CONF, conf)
+        (conf / "model" / "init_cfg" / "bad.yaml").write_text(
+            "defaults:\n  - resnet_kaiming\n  - _self_\n" + yaml + "\n"
+        )
+        message = _error_text(["model/init_cfg=bad"], conf)
+        assert path in message and text in message
+
+    def test_origin_of_a_command_line_value(self) -> None:
+        """Load-time errors say the value was set on the command line."""
+        message = _error_text(["model.init_cfg.head.std=-1"])
+        assert message.endswith("[set on the command line: model.init_cfg.head.std=-1]")
+
+    def test_origin_of_a_group_value(self) -> None:
+        """Load-time errors name the group option the rule came from."""
+        message = _error_text(["experiment=resnet_finetune"])
+        assert "[composed from init/backbone_pretrained]" in message
+
+    def test_every_problem_at_once(self) -> None:
+        """Two bad values, two problems."""
+        message = _error_text(["model.init_cfg.head.std=-1", "model.init_cfg.norms.val=???"])
+        assert message.startswith("2 problems in init_cfg:")
+
+    def test_compile_errors_name_the_config_path(self) -> None:
+        """An override name the model lacks is found at compile time, at the rule's path."""
+        cfg = _compose(["model.init_cfg.head.override={nope:{}}"])
+        with pytest.raises(ins.InitCfgError) as info:
+            train.build(ins_hydra.typed_container(cfg)["model"], strict=False, meta=True)
+        assert str(info.value).startswith(
+            "model.init_cfg.head.override.nope.name: the root "
+            "module (Classifier) has no attribute 'nope'"
+        )
+
+    def test_strict_layer_error_names_the_config_path(self) -> None:
+        """Under strict, a layer matching nothing is an error at the rule's layer path."""
+        cfg = _compose(["model.init_cfg.head.layer=[Conv3d]"])
+        with pytest.raises(ins.InitCfgError, match=r"^model\.init_cfg\.head\.layer: 'Conv3d'"):
+            train.build(ins_hydra.typed_container(cfg)["model"], strict=True, meta=True)
