@@ -10,7 +10,6 @@ from torch import nn
 
 import initschema as ins
 
-
 BUILT_IN = [
     ins.ConstantInit,
     ins.XavierInit,
