@@ -46,15 +46,15 @@ def build(spec: Any, strict: bool, meta: bool) -> tuple[nn.Module, ins.InitPlan,
     if meta:
         with torch.device("meta"):
             model = instantiate(spec)
-        plan = ins.compile_plan(model, strict=strict)
-        if covers_everything(model, plan):
-            model.to_empty(device="cpu")  # same Parameter objects: the plan still holds
+        if covers_everything(model, ins.compile_plan(model, log=False)):
+            model.to_empty(device="cpu")
             for module in model.modules():
                 if hasattr(module, "reset_running_stats"):
                     module.reset_running_stats()
+            plan = ins.compile_plan(model, strict=strict)
             return model, plan, "on the meta device, then materialized"
     model = instantiate(spec)
-    plan = ins.compile_plan(model, strict=strict, log=not meta)  # lints were logged above
+    plan = ins.compile_plan(model, strict=strict)
     return model, plan, "on the CPU: the plan does not write every tensor itself"
 
 

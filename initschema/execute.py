@@ -42,11 +42,28 @@ class _Recorder:
     """Provenance of one top-level execution, shared with nested ``init_weights`` runs."""
 
     root: nn.Module
+    device: torch.device
 
     def __post_init__(self) -> None:
         self.module_paths = {id(m): p for p, m in self.root.named_modules()}
         self.entries: dict[str, Provenance] = {}
         self.versions: dict[str, int] = {}
+
+    def materialize(self, module: nn.Module, name: str) -> Tensor:
+        """Replace the meta tensor ``module.<name>`` by an empty one on the device, in every
+        module that shares it (tied weights stay tied)."""
+        old = getattr(module, name)
+        new: Tensor = torch.empty_like(old, device=self.device)
+        if isinstance(old, nn.Parameter):
+            new = nn.Parameter(new, requires_grad=old.requires_grad)
+        for owner in self.root.modules():
+            for table in (owner._parameters, owner._buffers):
+                for key, value in table.items():
+                    if value is old:
+                        table[key] = new  # type: ignore[assignment]
+        if getattr(module, name) is not new:  # a plain tensor attribute
+            setattr(module, name, new)
+        return new
 
     def record(self, path: str, tensor: Tensor, entry: Provenance) -> None:
         self.entries[path] = entry
@@ -58,14 +75,16 @@ def running() -> bool:
     return _RECORDER.get() is not None
 
 
-def execute(plan: InitPlan, seed: int | None = None) -> InitReport:
+def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> InitReport:
     """Write the weights as ``plan`` says, under ``torch.no_grad()``, and report provenance.
 
+    A tensor still on the meta device is materialized on ``device`` when the plan first
+    writes it (a Pretrained entry becomes the tensor itself, without a copy in between).
     Called inside a user-defined ``init_weights`` that a running plan invoked (its
     ``super().init_weights()``), the writes are recorded in that outer run's report.
     """
     outer = _RECORDER.get()
-    recorder = outer or _Recorder(plan.module)
+    recorder = outer or _Recorder(plan.module, torch.device(device))
     prefix = recorder.module_paths.get(id(plan.module), "") if outer else ""
     token = _RECORDER.set(recorder)
     try:
@@ -97,7 +116,7 @@ def _run(plan: InitPlan, recorder: _Recorder, prefix: str, seed: int | None) -> 
             _write(action, index, entry, recorder, prefix, seed, last)
         elif action.kind == "load":
             assert action.checkpoint is not None
-            load_into(target, action.checkpoint, action.tensors)
+            load_into(target, action.checkpoint, action.tensors, recorder.device)
             own = target.state_dict(keep_vars=True)
             for name, path in zip(action.tensors, action.params, strict=True):
                 recorder.record(join_path(prefix, path), own[name], entry)
@@ -119,11 +138,11 @@ def _write(
     for name, path in zip(action.tensors, action.params, strict=True):
         tensor = getattr(action.target, name)
         full = join_path(prefix, path)
+        if tensor.is_meta and (seed is None or last.get(path) == index):
+            tensor = recorder.materialize(action.target, name)
         if seed is None:
             init.write_tensor(name, tensor)
         elif last.get(path) == index:
-            if tensor.is_meta:
-                continue
             generator = torch.Generator(device=tensor.device)
             generator.manual_seed(seed_for(seed, full))
             init.write_tensor(name, tensor, generator)

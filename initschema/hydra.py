@@ -68,12 +68,12 @@ def _choices(annotation: Any) -> tuple[Any, ...]:
 
 
 def _scalar(annotation: Any) -> tuple[type | None, bool]:
-    """(float or str, whether None is allowed) for such fields, else (None, _)."""
+    """(float, str or bool, whether None is allowed) for such fields, else (None, _)."""
     args = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
     nullable = type(None) in args
     bases = {get_args(a)[0] if get_origin(a) is Annotated else a for a in args}
     bases.discard(type(None))
-    scalar = next(iter(bases)) if len(bases) == 1 and bases <= {float, str} else None
+    scalar = next(iter(bases)) if len(bases) == 1 and bases <= {float, str, bool} else None
     return scalar, nullable
 
 

@@ -6,6 +6,7 @@ described, and the same models produce the JSON Schema and the Hydra configs.
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -200,6 +201,11 @@ class WeightInit(Initializer):
             name in self.layer for name in (cls.__name__, *(b.__name__ for b in cls.__bases__))
         )
 
+    def constants(self, name: str) -> list[tuple[str, float]]:
+        """The numbers written into tensor ``name`` that must fit its dtype (its range is
+        checked at compile time); subclasses add their own."""
+        return [("bias", self.bias_value)] if name == "bias" else []
+
     def problems(self, module: nn.Module) -> list[str]:
         """Why writing ``module`` would fail (checked at compile time, before any write)."""
         found = []
@@ -210,6 +216,17 @@ class WeightInit(Initializer):
                     f"{type(module).__name__}.{name} is a {type(value).__name__}, not a tensor, "
                     f"so {self.type_name} cannot write it"
                 )
+        for name in ("weight", "bias"):
+            tensor = getattr(module, name, None)
+            if not isinstance(tensor, Tensor):
+                continue
+            info = torch.finfo(tensor.dtype) if tensor.is_floating_point() else None
+            for what, value in self.constants(name):
+                if info is not None and abs(value) > info.max:
+                    found.append(
+                        f"{what}={value:g} does not fit {type(module).__name__}.{name} "
+                        f"({str(tensor.dtype).removeprefix('torch.')}, at most {info.max:g})"
+                    )
         weight = getattr(module, "weight", None)
         if self.fan_based and isinstance(weight, Tensor) and weight.dim() < 2:
             found.append(
@@ -232,6 +249,9 @@ class ConstantInit(WeightInit):
     """Fill weights with ``val``."""
 
     val: Number = Field(description="Value to fill every written weight with.")
+
+    def constants(self, name: str) -> list[tuple[str, float]]:
+        return [("val", self.val)] if name == "weight" else super().constants(name)
 
     def init_weight(self, weight: Tensor, generator: torch.Generator | None = None) -> None:
         nn.init.constant_(weight, self.val)
@@ -289,6 +309,11 @@ class UniformInit(WeightInit):
     a: Number = Field(default=0, description="Lower bound.")
     b: Number = Field(default=1, description="Upper bound (≥ a).")
 
+    def constants(self, name: str) -> list[tuple[str, float]]:
+        if name == "weight":
+            return [("a", self.a), ("b", self.b), ("b - a", self.b - self.a)]
+        return super().constants(name)
+
     @model_validator(mode="after")
     def _bounds(self) -> UniformInit:
         if not self.a <= self.b:
@@ -332,15 +357,54 @@ class Caffe2XavierInit(WeightInit):
 
 @_register("Pretrained")
 class PretrainedInit(Initializer):
-    """Load a checkpoint into the module (``strict=False``; shape-mismatched keys skipped)."""
+    """Load a checkpoint into the module (missing keys keep their values)."""
 
-    checkpoint: str = Field(min_length=1, description="Path of a torch checkpoint file.")
+    checkpoint: str = Field(
+        min_length=1,
+        description="A checkpoint: a .pth/.pt/.bin or .safetensors file, a sharded index "
+        "(*.safetensors.index.json, *.bin.index.json), a directory holding one, an "
+        "http(s):// URL (downloaded once into the cache), torchvision://NAME or "
+        "open-mmlab://NAME.",
+    )
     prefix: str | None = Field(
         default=None,
         description="Load only the checkpoint keys under this prefix (e.g. 'backbone.'), "
         "with the prefix removed.",
     )
-    map_location: str | None = Field(default="cpu", description="torch.load's map_location.")
+    map_location: str | None = Field(default="cpu", description="Where tensors are read to.")
+    revise_keys: tuple[tuple[str, str], ...] = Field(
+        default=((r"^module\.", ""),),
+        description="(regex, replacement) pairs applied in order to every checkpoint key; by "
+        "default a leading 'module.' (DDP) is stripped. Without an explicit value they apply "
+        "only when there is no prefix, as in MMEngine.",
+    )
+    allow_pickle: Annotated[bool, Field(strict=True)] = Field(
+        default=False,
+        description="Unpickle arbitrary objects in torch checkpoints (weights_only=False). "
+        "Only for files you trust: unpickling can run code.",
+    )
+    on_mismatch: Literal["skip", "error"] = Field(
+        default="skip",
+        description="A checkpoint entry whose shape differs from the model's: skip it with a "
+        "warning (MMEngine's behaviour), or make it an error.",
+    )
+    strict: Annotated[bool, Field(strict=True)] = Field(
+        default=False,
+        description="Demand that every model key is in the checkpoint and every checkpoint key "
+        "in the model.",
+    )
+
+    @field_validator("revise_keys")
+    @classmethod
+    def _patterns_compile(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        for pattern, _ in value:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(
+                    f"revise_keys pattern {pattern!r} is not a regex: {error}"
+                ) from None
+        return value
 
 
 Initializer.model_rebuild()

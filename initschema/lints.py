@@ -67,6 +67,17 @@ class Lint:
                     f"and keep their values: {_names(match.missing)}.",
                 )
             )
+        if match.converted:
+            found.append(
+                Lint(
+                    "checkpoint-dtype",
+                    source,
+                    f"{len(match.converted)} entries of {checkpoint!r} are converted to the "
+                    f"model's dtype: "
+                    f"{_names([f'{k} ({how})' for k, how in match.converted])}.",
+                    level="info",
+                )
+            )
         if match.unexpected:
             found.append(
                 Lint(
@@ -106,6 +117,7 @@ def find_lints(compiler: _Compiler, *, init_weights_mode: bool, log: bool = True
     lints += compiler.load_lints
     lints += _shadowed_lints(compiler)
     lints += _default_lints(compiler)
+    lints += _meta_lints(compiler)
     for lint in lints if log else ():
         logger.log(logging.WARNING if lint.level == "warning" else logging.INFO, "%s", lint)
     return lints
@@ -221,5 +233,22 @@ def _default_lints(compiler: _Compiler) -> list[Lint]:
             "",
             f"{len(left)} parameters keep PyTorch's default initialization: {_names(left)}.",
             level="info",
+        )
+    ]
+
+
+def _meta_lints(compiler: _Compiler) -> list[Lint]:
+    written = {p for a in compiler.actions if a.kind in ("write", "load") for p in a.params}
+    tensors = [*compiler.root.named_parameters(), *compiler.root.named_buffers()]
+    left = [p for p, t in tensors if t.is_meta and p not in written]
+    if not left:
+        return []
+    return [
+        Lint(
+            "stays-on-meta",
+            "",
+            f"{len(left)} tensors are on the meta device and no rule writes them, so they stay "
+            f"there: {_names(left)}; add rules (or a Pretrained entry) for them, or "
+            f"materialize them yourself (to_empty, reset_parameters).",
         )
     ]

@@ -19,7 +19,7 @@ from .cfg import Rule, parse_init_cfg
 from .errors import InitCfgError, InitUsageError, Problem, did_you_mean, join_path
 from .initializers import Initializer, PretrainedInit, WeightInit
 from .lints import Lint, find_lints
-from .pretrained import LoadedCheckpoint, match_keys, read_checkpoint
+from .pretrained import Checkpoint, match_keys, open_checkpoint, policy_problems
 
 if TYPE_CHECKING:
     from .report import InitReport
@@ -48,7 +48,7 @@ class Action:
     keys: tuple[tuple[str, str], ...] = ()
     """For ``load``: (model key, checkpoint key) of every entry loaded."""
     target: nn.Module | None = field(default=None, repr=False, compare=False)
-    checkpoint: LoadedCheckpoint | None = field(default=None, repr=False, compare=False)
+    checkpoint: Checkpoint | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> str:
         """The initializer and its arguments, or what the opaque step is."""
@@ -63,6 +63,8 @@ class Action:
         """What this action writes into the tensor at ``path`` (one of ``params``)."""
         if self.kind == "write" and isinstance(self.init, WeightInit):
             return self.init.describe_tensor(self.tensors[self.params.index(path)])
+        if self.kind == "load" and isinstance(self.init, PretrainedInit):
+            return f"load {self.keys[self.params.index(path)][1]!r} from {self.init.checkpoint}"
         return self.describe()
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,11 +88,14 @@ class InitPlan:
     """Every parameter of the model: (path, shape), in ``named_parameters`` order."""
     module: nn.Module = field(repr=False, compare=False)
 
-    def execute(self, seed: int | None = None) -> InitReport:
-        """Write the weights and return the report (see :func:`initschema.execute.execute`)."""
+    def execute(self, seed: int | None = None, *, device: str = "cpu") -> InitReport:
+        """Write the weights and return the report (see :func:`initschema.execute.execute`).
+
+        Tensors on the meta device are materialized on ``device`` as they are written,
+        straight from the checkpoint for Pretrained entries."""
         from .execute import execute
 
-        return execute(self, seed=seed)
+        return execute(self, seed=seed, device=device)
 
     def last_writers(self) -> dict[str, int]:
         """For each tensor the plan writes, the index of the last action writing it."""
@@ -307,14 +312,15 @@ class _Compiler:
 
     def emit_load(self, module: nn.Module, path: str, init: PretrainedInit, source: str) -> None:
         try:
-            checkpoint = read_checkpoint(init, source)
+            checkpoint = open_checkpoint(init, source)
+            match = match_keys(module, checkpoint)
         except InitCfgError as error:
             self.problems.extend(error.problems)
             return
-        match = match_keys(module, checkpoint.state)
+        self.problems.extend(policy_problems(init, source, match))
         own = module.state_dict(keep_vars=True)
         params = tuple(self.canonical(own[k], join_path(path, k)) for k in match.loaded)
-        keys = tuple((join_path(path, k), k) for k in match.loaded)
+        keys = tuple((join_path(path, k), checkpoint.keys[k]) for k in match.loaded)
         self.load_lints.extend(Lint.for_load(source, init.checkpoint, path, match))
         self.actions.append(
             Action("load", path, source, params, init, match.loaded, keys, module, checkpoint)

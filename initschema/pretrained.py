@@ -1,36 +1,37 @@
-"""Reading torch checkpoints for ``Pretrained`` rules and matching their keys to a module.
+"""``Pretrained`` rules: opening a checkpoint, mapping its keys, matching them to a module.
 
-Everything here runs at compile time: a checkpoint that cannot be read, or a
-prefix that selects nothing, is an :class:`InitCfgError` before any write.
+Everything up to :func:`load_into` runs at compile time and reads headers and
+metadata only: a checkpoint that cannot be read, a prefix that selects nothing,
+a shape mismatch under ``on_mismatch: error`` or a missing key under
+``strict: true`` is an :class:`InitCfgError` before any write.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
 import re
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from .errors import InitCfgError, join_path
+from .download import ProgressBar, resolve_checkpoint
+from .errors import InitCfgError, Problem, join_path
+from .formats import Reader, open_reader
 from .initializers import PretrainedInit
 
-__all__ = ["KeyMatch", "LoadedCheckpoint", "match_keys", "read_checkpoint"]
-
-_DDP_PREFIX = re.compile(r"^module\.")
+__all__ = ["Checkpoint", "KeyMatch", "load_into", "match_keys", "open_checkpoint"]
 
 
-@dataclass(frozen=True)
-class LoadedCheckpoint:
-    """The state dict a ``Pretrained`` rule loads: keys already unwrapped, prefixed or revised."""
+@dataclass(frozen=True, eq=False)
+class Checkpoint:
+    """What a Pretrained rule loads: a reader and the final key mapping."""
 
-    state: OrderedDict[str, Any]
-    file: str
+    reader: Reader
+    keys: dict[str, str]
+    """Model key (relative to the module the rule loads into) → checkpoint key."""
+    name: str
 
 
 @dataclass(frozen=True)
@@ -39,100 +40,116 @@ class KeyMatch:
 
     loaded: tuple[str, ...]
     mismatched: tuple[tuple[str, str], ...]
-    """(key, why) for keys in both whose shapes differ or whose value is not a tensor."""
+    """(model key, why) for keys in both whose shapes differ or whose value is no tensor."""
+    converted: tuple[tuple[str, str], ...]
+    """(model key, 'float16 → float32') for entries whose dtype is converted on load."""
     missing: tuple[str, ...]
     unexpected: tuple[str, ...]
 
 
-def read_checkpoint(init: PretrainedInit, source: str) -> LoadedCheckpoint:
-    """Load ``init.checkpoint`` (``weights_only=True``) and select its keys as MMEngine does.
-
-    Unwraps a ``state_dict`` entry; with ``prefix``, keeps the keys under it with the
-    prefix removed; without, strips a leading ``module.`` (DDP) from every key.
-    """
-    path = os.path.expanduser(init.checkpoint)
+def open_checkpoint(init: PretrainedInit, source: str) -> Checkpoint:
+    """Open the rule's checkpoint (downloading it first when it is an address) and map its
+    keys: ``prefix`` selects and strips, then ``revise_keys`` rewrite, as MMEngine does."""
     where = join_path(source, "checkpoint")
-    if not os.path.isfile(path):
-        raise InitCfgError.single(
-            where,
-            f"checkpoint file {init.checkpoint!r} does not exist (looked for "
-            f"{os.path.abspath(path)}); fix the path or put the file there.",
-        )
-    try:
-        raw = torch.load(path, map_location=init.map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InitCfgError.single(
-            where,
-            f"checkpoint {init.checkpoint!r} holds pickled objects that weights_only=True "
-            f"refuses to load ({first}); re-save it as a plain state_dict with "
-            f"torch.save(model.state_dict(), path).",
-        ) from None
-    except Exception as error:  # torch raises many types for a corrupt file
-        raise InitCfgError.single(
-            where, f"checkpoint {init.checkpoint!r} could not be read: {error}"
-        ) from None
-    state = raw["state_dict"] if isinstance(raw, Mapping) and "state_dict" in raw else raw
-    if not isinstance(state, Mapping):
-        raise InitCfgError.single(
-            where,
-            f"checkpoint {init.checkpoint!r} holds a {type(state).__name__}, not a state dict.",
-        )
+    reader = open_reader(
+        resolve_checkpoint(init.checkpoint, where), where, init.map_location, init.allow_pickle
+    )
+    names = reader.keys()
     if init.prefix is not None:
-        return LoadedCheckpoint(_under_prefix(state, init, source), path)
-    selected: OrderedDict[str, Any] = OrderedDict(
-        (_DDP_PREFIX.sub("", key), value) for key, value in state.items()
-    )
-    metadata = getattr(state, "_metadata", None)
-    if metadata is not None:
-        selected._metadata = metadata  # type: ignore[attr-defined]
-    return LoadedCheckpoint(selected, path)
+        prefix = init.prefix if init.prefix.endswith(".") else init.prefix + "."
+        keys = {k[len(prefix) :]: k for k in names if k.startswith(prefix)}
+        if not keys:
+            heads = sorted({k.split(".", 1)[0] + "." for k in names})
+            raise InitCfgError.single(
+                join_path(source, "prefix"),
+                f"prefix {init.prefix!r} matches no key of checkpoint {init.checkpoint!r}; "
+                f"its keys start with {', '.join(heads[:10]) or 'nothing (it is empty)'}.",
+            )
+    else:
+        keys = {k: k for k in names}
+    # MMEngine revises keys only when it loads without a prefix; so do we, unless asked.
+    if init.prefix is None or "revise_keys" in init.model_fields_set:
+        for pattern, replacement in init.revise_keys:
+            keys = {re.sub(pattern, replacement, k): v for k, v in keys.items()}
+    return Checkpoint(reader, keys, init.checkpoint)
 
 
-def _under_prefix(
-    state: Mapping[str, Any], init: PretrainedInit, source: str
-) -> OrderedDict[str, Any]:
-    prefix = init.prefix or ""
-    if not prefix.endswith("."):
-        prefix += "."
-    selected = OrderedDict(
-        (key[len(prefix) :], value) for key, value in state.items() if key.startswith(prefix)
-    )
-    if not selected:
-        heads = sorted({key.split(".", 1)[0] + "." for key in state})
-        raise InitCfgError.single(
-            join_path(source, "prefix"),
-            f"prefix {init.prefix!r} matches no key of checkpoint {init.checkpoint!r}; "
-            f"its keys start with {', '.join(heads[:10]) or 'nothing (it is empty)'}.",
-        )
-    return selected
-
-
-def match_keys(module: nn.Module, state: Mapping[str, Any]) -> KeyMatch:
-    """Which checkpoint keys load into ``module``, and which are skipped, missing or unexpected."""
+def match_keys(module: nn.Module, checkpoint: Checkpoint) -> KeyMatch:
+    """Which entries load into ``module``; which are skipped, converted, missing, unexpected."""
     own = module.state_dict(keep_vars=True)
-    loaded, mismatched = [], []
+    loaded, mismatched, converted = [], [], []
     for key, target in own.items():
-        if key not in state:
+        if key not in checkpoint.keys:
             continue
-        value = state[key]
-        if not isinstance(value, Tensor):
-            mismatched.append((key, f"checkpoint value is a {type(value).__name__}, not a tensor"))
-        elif value.shape != target.shape:
+        entry = checkpoint.reader.entry(checkpoint.keys[key])
+        if not entry.is_tensor:
+            mismatched.append((key, f"checkpoint value is a {entry.dtype}, not a tensor"))
+        elif entry.shape != tuple(target.shape):
             mismatched.append(
-                (key, f"shape {tuple(value.shape)} in checkpoint, {tuple(target.shape)} in model")
+                (key, f"shape {entry.shape} in checkpoint, {tuple(target.shape)} in model")
             )
         else:
             loaded.append(key)
-    missing = [k for k in own if k not in state and "num_batches_tracked" not in k]
-    unexpected = [k for k in state if k not in own]
-    return KeyMatch(tuple(loaded), tuple(mismatched), tuple(missing), tuple(unexpected))
+            if entry.dtype != target.dtype:
+                converted.append((key, f"{entry.dtype} → {target.dtype}".replace("torch.", "")))
+    missing = [k for k in own if k not in checkpoint.keys and "num_batches_tracked" not in k]
+    unexpected = [k for k in checkpoint.keys if k not in own]
+    return KeyMatch(tuple(loaded), tuple(mismatched), tuple(converted), tuple(missing),
+                    tuple(unexpected))  # fmt: skip
 
 
-def load_into(module: nn.Module, checkpoint: LoadedCheckpoint, keys: tuple[str, ...]) -> None:
-    """Copy ``keys`` of the checkpoint into ``module`` (``strict=False``, as MMEngine)."""
-    subset: OrderedDict[str, Any] = OrderedDict((k, checkpoint.state[k]) for k in keys)
-    metadata = getattr(checkpoint.state, "_metadata", None)
-    if metadata is not None:
-        subset._metadata = metadata  # type: ignore[attr-defined]
-    module.load_state_dict(subset, strict=False)
+def policy_problems(init: PretrainedInit, source: str, match: KeyMatch) -> list[Problem]:
+    """The rule's ``on_mismatch: error`` and ``strict: true`` turned into problems."""
+    problems = []
+    if init.on_mismatch == "error":
+        problems += [
+            Problem(source, f"{key}: {why}; set on_mismatch: skip to keep the model's value.")
+            for key, why in match.mismatched
+        ]
+    if init.strict:
+        for kind, keys in (("missing from", match.missing), ("unexpected in", match.unexpected)):
+            if keys:
+                shown = ", ".join(keys[:5]) + (
+                    f", and {len(keys) - 5} more" if len(keys) > 5 else ""
+                )
+                problems.append(
+                    Problem(source, f"strict: {len(keys)} keys {kind} the checkpoint: {shown}.")
+                )
+    return problems
+
+
+def load_into(
+    module: nn.Module,
+    checkpoint: Checkpoint,
+    keys: Iterable[str],
+    device: torch.device | str = "cpu",
+) -> None:
+    """Copy the checkpoint entries for ``keys`` into ``module``, one owning submodule at a
+    time (through its ``load_state_dict``, so its hooks run). A tensor still on the meta
+    device is materialized from the entry itself (``assign=True``), cast to its dtype."""
+    owners: dict[str, list[str]] = {}
+    for key in keys:
+        owner_path, _, name = key.rpartition(".")
+        owners.setdefault(owner_path, []).append(name)
+    entries = [checkpoint.reader.entry(checkpoint.keys[k]) for k in keys]
+    with ProgressBar(f"loading {checkpoint.name}", sum(e.nbytes for e in entries)) as advance:
+        for owner_path, names in owners.items():
+            owner: nn.Module = module.get_submodule(owner_path)
+            own = owner.state_dict(keep_vars=True)
+            for assign in (False, True):
+                chosen = [n for n in names if own[n].is_meta == assign]
+                if not chosen:
+                    continue
+                subset: dict[str, Any] = {}
+                for name in chosen:
+                    value = checkpoint.reader.read(checkpoint.keys[_join(owner_path, name)])
+                    if assign:
+                        value = value.to(device=device, dtype=own[name].dtype)
+                    subset[name] = value
+                    advance(value.nelement() * value.element_size())
+                owner.load_state_dict(subset, strict=False, assign=assign)
+                del subset  # entries are released owner by owner: one copy at most in memory
+
+
+def _join(owner: str, name: str) -> str:
+    return f"{owner}.{name}" if owner else name

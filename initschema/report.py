@@ -166,8 +166,6 @@ def render_plan(plan: InitPlan) -> str:
         what = action.describe_param(path)
         if action.kind == "call":
             what = "user-defined init_weights (may write)"
-        elif action.kind == "load":
-            what = f"load {what}"
         table.add_row(path, _shape(shape), what, action.source, str(len(indices) - 1 or ""))
     text = f"{title}\n{_render(table)}"
     if plan.lints:

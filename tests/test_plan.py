@@ -138,7 +138,7 @@ BAD_AGAINST_MODEL = [
     ),
     (
         dict(type="Pretrained", checkpoint="missing/model.pth"),
-        "init_cfg[1].checkpoint: checkpoint file 'missing/model.pth' does not exist",
+        "init_cfg[1].checkpoint: checkpoint 'missing/model.pth' does not exist",
     ),
 ]
 

@@ -55,7 +55,7 @@ class TestLoading:
             plan = ins.compile_plan(
                 model, dict(type="Pretrained", prefix=prefix, checkpoint=_saved(tmp_path, source))
             )
-            assert plan.actions[0].keys[0] == ("conv1.weight", "conv1.weight")
+            assert plan.actions[0].keys[0] == ("conv1.weight", "backbone.conv1.weight")
             plan.execute()
             assert torch.equal(model.conv1.weight, source["backbone.conv1.weight"])
 

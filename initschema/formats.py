@@ -1,0 +1,240 @@
+"""Checkpoint readers: torch files (mmap), safetensors, sharded indexes, directories.
+
+A reader knows the keys and the shape and dtype of every entry without reading
+tensor data (safetensors by header, torch files through ``mmap=True``), and
+reads one entry at a time, so that loading keeps about one copy of the model in
+memory and a ``prefix`` reads only the entries under it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .errors import InitCfgError
+
+__all__ = ["Entry", "Reader", "open_reader", "resolve_path"]
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+    "F8_E4M3": getattr(torch, "float8_e4m3fn", None),
+    "F8_E5M2": getattr(torch, "float8_e5m2", None),
+}  # fmt: skip
+_DIRECTORY_NAMES = (
+    "model.safetensors.index.json",
+    "model.safetensors",
+    "pytorch_model.bin.index.json",
+    "pytorch_model.bin",
+)
+_SUFFIXES = (".safetensors.index.json", ".bin.index.json", ".safetensors", ".pth", ".pt", ".bin")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a checkpoint holds under a key: a tensor's shape and dtype, or another value."""
+
+    shape: tuple[int, ...] | None
+    dtype: torch.dtype | str | None
+    nbytes: int = 0
+
+    @property
+    def is_tensor(self) -> bool:
+        return self.shape is not None
+
+
+class Reader:
+    """Entries of one checkpoint (one file, or the shards of an index)."""
+
+    def __init__(self, path: str, where: str) -> None:
+        self.path = path
+        self.where = where
+        self.metadata: Any = None
+
+    def keys(self) -> list[str]:
+        raise NotImplementedError
+
+    def entry(self, key: str) -> Entry:
+        raise NotImplementedError
+
+    def read(self, key: str) -> Any:
+        """The value under ``key`` (a tensor for tensor entries), read now."""
+        raise NotImplementedError
+
+    def fail(self, message: str) -> InitCfgError:
+        return InitCfgError.single(self.where, message)
+
+
+class TorchReader(Reader):
+    """A ``torch.save`` file, loaded with ``mmap=True`` so tensor data stays on disk."""
+
+    def __init__(self, path: str, where: str, map_location: str | None, allow_pickle: bool) -> None:
+        super().__init__(path, where)
+        try:
+            raw = _torch_load(path, map_location, allow_pickle)
+        except pickle.UnpicklingError as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise self.fail(
+                f"checkpoint {path!r} holds pickled objects that weights_only=True refuses to "
+                f"load ({first}). If you trust this file, set allow_pickle: true in the rule "
+                f"(it can run arbitrary code); better, re-save it as a plain state_dict."
+            ) from None
+        except Exception as error:  # torch raises many types for a corrupt file
+            raise self.fail(f"checkpoint {path!r} could not be read: {error}") from None
+        state = raw["state_dict"] if isinstance(raw, Mapping) and "state_dict" in raw else raw
+        if not isinstance(state, Mapping):
+            raise self.fail(
+                f"checkpoint {path!r} holds a {type(state).__name__}, not a state dict."
+            )
+        self.state = state
+        self.metadata = getattr(state, "_metadata", None)
+
+    def keys(self) -> list[str]:
+        return [str(k) for k in self.state]
+
+    def entry(self, key: str) -> Entry:
+        value = self.state[key]
+        if isinstance(value, Tensor):
+            return Entry(tuple(value.shape), value.dtype, value.nelement() * value.element_size())
+        return Entry(None, type(value).__name__)
+
+    def read(self, key: str) -> Any:
+        return self.state[key]
+
+
+def _torch_load(path: str, map_location: str | None, allow_pickle: bool) -> Any:
+    try:
+        return torch.load(path, map_location=map_location, weights_only=not allow_pickle, mmap=True)
+    except RuntimeError as error:
+        if "mmap" not in str(error):
+            raise
+        # The legacy (pre-zip) format cannot be memory-mapped: read it whole.
+        return torch.load(path, map_location=map_location, weights_only=not allow_pickle)
+
+
+class SafetensorsReader(Reader):
+    """A ``.safetensors`` file: header parsed now, each tensor read on demand."""
+
+    def __init__(self, path: str, where: str, map_location: str | None) -> None:
+        super().__init__(path, where)
+        from safetensors import SafetensorError, safe_open
+
+        device = "cpu" if map_location in (None, "cpu") else map_location
+        try:
+            self.file = safe_open(path, framework="pt", device=device)
+            self._keys = list(self.file.keys())  # type: ignore[no-untyped-call]
+        except (SafetensorError, OSError) as error:
+            raise self.fail(
+                f"checkpoint {path!r} is not a readable safetensors file: {error}"
+            ) from None
+
+    def keys(self) -> list[str]:
+        return self._keys
+
+    def entry(self, key: str) -> Entry:
+        view = self.file.get_slice(key)  # type: ignore[no-untyped-call]
+        shape = tuple(view.get_shape())
+        code = view.get_dtype()
+        dtype = _SAFETENSORS_DTYPES.get(code) or code
+        size = torch.empty((), dtype=dtype).element_size() if isinstance(dtype, torch.dtype) else 0
+        return Entry(shape, dtype, size * _numel(shape))
+
+    def read(self, key: str) -> Tensor:
+        return self.file.get_tensor(key)  # type: ignore[no-any-return, no-untyped-call]
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count
+
+
+class ShardedReader(Reader):
+    """An index file (``*.safetensors.index.json`` / ``*.bin.index.json``) and its shards;
+    a shard is opened only when one of its keys is asked for."""
+
+    def __init__(self, path: str, where: str, map_location: str | None, allow_pickle: bool) -> None:
+        super().__init__(path, where)
+        self.options = (map_location, allow_pickle)
+        try:
+            with open(path, encoding="utf-8") as file:
+                index = json.load(file)
+            weight_map = index["weight_map"]
+            assert isinstance(weight_map, dict)
+        except (OSError, ValueError, KeyError, TypeError, AssertionError) as error:
+            raise self.fail(f"index {path!r} is not a checkpoint index ({error!r}).") from None
+        folder = os.path.dirname(path)
+        self.weight_map = {str(k): os.path.join(folder, str(v)) for k, v in weight_map.items()}
+        missing = sorted({f for f in self.weight_map.values() if not os.path.isfile(f)})
+        if missing:
+            raise self.fail(
+                f"index {path!r} names shards that do not exist: {', '.join(missing)}; download "
+                f"every shard next to the index."
+            )
+        self.shards: dict[str, Reader] = {}
+
+    def _shard(self, key: str) -> Reader:
+        file = self.weight_map[key]
+        if file not in self.shards:
+            self.shards[file] = _open_file(file, self.where, *self.options)
+        return self.shards[file]
+
+    def keys(self) -> list[str]:
+        return list(self.weight_map)
+
+    def entry(self, key: str) -> Entry:
+        shard = self._shard(key)
+        if key not in shard.keys():
+            raise self.fail(f"index {self.path!r} puts {key!r} in {shard.path!r}, which lacks it.")
+        return shard.entry(key)
+
+    def read(self, key: str) -> Any:
+        return self._shard(key).read(key)
+
+
+def _open_file(path: str, where: str, map_location: str | None, allow_pickle: bool) -> Reader:
+    if path.endswith(".index.json"):
+        return ShardedReader(path, where, map_location, allow_pickle)
+    if path.endswith(".safetensors"):
+        return SafetensorsReader(path, where, map_location)
+    return TorchReader(path, where, map_location, allow_pickle)
+
+
+def resolve_path(path: str, where: str) -> str:
+    """The checkpoint file for ``path``: the file itself, or the one file a directory holds."""
+    if os.path.isfile(path):
+        return path
+    if not os.path.isdir(path):
+        raise InitCfgError.single(
+            where,
+            f"checkpoint {path!r} does not exist (looked for {os.path.abspath(path)}); fix the "
+            f"path or put the file there.",
+        )
+    for name in _DIRECTORY_NAMES:
+        if os.path.isfile(os.path.join(path, name)):
+            return os.path.join(path, name)
+    found = sorted(n for n in os.listdir(path) if n.endswith(_SUFFIXES))
+    indexes = [n for n in found if n.endswith(".index.json")]
+    candidates = indexes or found
+    if len(candidates) == 1:
+        return os.path.join(path, candidates[0])
+    listing = ", ".join(found) or "none"
+    raise InitCfgError.single(
+        where,
+        f"directory {path!r} holds {len(candidates) or 'no'} checkpoint files ({listing}); name "
+        f"the file in the rule.",
+    )
+
+
+def open_reader(path: str, where: str, map_location: str | None, allow_pickle: bool) -> Reader:
+    """A reader for a checkpoint file, index or directory; errors name ``where``."""
+    return _open_file(resolve_path(path, where), where, map_location, allow_pickle)
