@@ -97,10 +97,15 @@ def fetch(url: str, where: str) -> str:
     for _ in range(_ATTEMPTS):
         try:
             _download(url, partial)
+            error = None
             break
         except (urllib.error.URLError, OSError, http.client.HTTPException) as caught:
             error = caught
-    else:
+            if isinstance(caught, urllib.error.HTTPError):
+                caught.close()  # it holds the response open
+                if caught.code < 500:
+                    break  # the server said no: asking again will not help
+    if error is not None:
         raise InitCfgError.single(
             where,
             f"could not download {url} ({_reason(error)}); download it yourself and put it at "
@@ -164,9 +169,10 @@ class ProgressBar:
     def __init__(self, label: str, total: int | None, threshold: int = 256 * 2**20) -> None:
         self.bar: Any = None
         if total and total > threshold and sys.stderr.isatty():
+            from rich.console import Console
             from rich.progress import Progress
 
-            self.bar = Progress(transient=True)
+            self.bar = Progress(console=Console(stderr=True), transient=True)
             self.task = self.bar.add_task(label, total=total)
 
     def __enter__(self) -> ProgressBar:

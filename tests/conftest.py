@@ -14,6 +14,30 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may open a connection anywhere but this machine's loopback address."""
+    import socket
+
+    connect = socket.socket.connect
+
+    def guarded(sock: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and host not in ("127.0.0.1", "::1", "localhost"):
+            raise OSError(f"tests may only connect to 127.0.0.1, not {host!r}")
+        return connect(sock, address)
+
+    lookup = socket.getaddrinfo
+
+    def guarded_lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in ("127.0.0.1", "::1", "localhost", None):
+            raise OSError(f"tests may only look up 127.0.0.1, not {host!r}")
+        return lookup(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_lookup)
+
+
+@pytest.fixture(autouse=True)
 def _registry_restored() -> Any:
     """Initializers a test registers are gone after it, so tests stay independent."""
     from initschema.registry import WEIGHT_INITIALIZERS
