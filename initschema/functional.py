@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -38,7 +39,11 @@ def _tensor_attr(module: nn.Module, name: str) -> Tensor | None:
     )
 
 
-def _fill_bias(module: nn.Module, bias: float) -> None:
+def _write(module: nn.Module, fill_weight: Callable[[Tensor], object], bias: float) -> None:
+    """MMEngine's order: ``weight`` by ``fill_weight``, then ``bias`` with the constant."""
+    weight = _tensor_attr(module, "weight")
+    if weight is not None:
+        fill_weight(weight)
     tensor = _tensor_attr(module, "bias")
     if tensor is not None:
         nn.init.constant_(tensor, bias)
@@ -82,10 +87,7 @@ def trunc_normal_(
 
 def constant_init(module: nn.Module, val: float, bias: float = 0) -> None:
     """Fill ``module.weight`` with ``val`` and ``module.bias`` with ``bias``."""
-    weight = _tensor_attr(module, "weight")
-    if weight is not None:
-        nn.init.constant_(weight, val)
-    _fill_bias(module, bias)
+    _write(module, lambda w: nn.init.constant_(w, val), bias)
 
 
 def xavier_init(
@@ -99,13 +101,8 @@ def xavier_init(
     """Glorot & Bengio (2010): ``std = gain·√(2/(fan_in+fan_out))``, normal or uniform."""
     if distribution not in ("uniform", "normal"):
         raise ValueError(f"distribution must be 'uniform' or 'normal', got {distribution!r}")
-    weight = _tensor_attr(module, "weight")
-    if weight is not None:
-        if distribution == "uniform":
-            nn.init.xavier_uniform_(weight, gain=gain, generator=generator)
-        else:
-            nn.init.xavier_normal_(weight, gain=gain, generator=generator)
-    _fill_bias(module, bias)
+    xavier = nn.init.xavier_uniform_ if distribution == "uniform" else nn.init.xavier_normal_
+    _write(module, lambda w: xavier(w, gain=gain, generator=generator), bias)
 
 
 def normal_init(
@@ -117,10 +114,7 @@ def normal_init(
     generator: torch.Generator | None = None,
 ) -> None:
     """Fill ``module.weight`` from ``N(mean, std²)`` and ``module.bias`` with ``bias``."""
-    weight = _tensor_attr(module, "weight")
-    if weight is not None:
-        nn.init.normal_(weight, mean, std, generator=generator)
-    _fill_bias(module, bias)
+    _write(module, lambda w: nn.init.normal_(w, mean, std, generator=generator), bias)
 
 
 def trunc_normal_init(
@@ -134,10 +128,7 @@ def trunc_normal_init(
     generator: torch.Generator | None = None,
 ) -> None:
     """Fill ``module.weight`` with :func:`trunc_normal_` and ``module.bias`` with ``bias``."""
-    weight = _tensor_attr(module, "weight")
-    if weight is not None:
-        trunc_normal_(weight, mean, std, a, b, generator=generator)
-    _fill_bias(module, bias)
+    _write(module, lambda w: trunc_normal_(w, mean, std, a, b, generator=generator), bias)
 
 
 def uniform_init(
@@ -149,10 +140,7 @@ def uniform_init(
     generator: torch.Generator | None = None,
 ) -> None:
     """Fill ``module.weight`` from ``U(a, b)`` and ``module.bias`` with ``bias``."""
-    weight = _tensor_attr(module, "weight")
-    if weight is not None:
-        nn.init.uniform_(weight, a, b, generator=generator)
-    _fill_bias(module, bias)
+    _write(module, lambda w: nn.init.uniform_(w, a, b, generator=generator), bias)
 
 
 def kaiming_init(
@@ -168,11 +156,12 @@ def kaiming_init(
     """He et al. (2015): ``std = gain(nonlinearity, a)/√fan_mode``, normal or uniform."""
     if distribution not in ("uniform", "normal"):
         raise ValueError(f"distribution must be 'uniform' or 'normal', got {distribution!r}")
-    weight = _tensor_attr(module, "weight")
-    if weight is not None:
-        kaiming = nn.init.kaiming_uniform_ if distribution == "uniform" else nn.init.kaiming_normal_
-        kaiming(weight, a=a, mode=mode, nonlinearity=nonlinearity, generator=generator)  # type: ignore[arg-type]
-    _fill_bias(module, bias)
+    kaiming = nn.init.kaiming_uniform_ if distribution == "uniform" else nn.init.kaiming_normal_
+    _write(
+        module,
+        lambda w: kaiming(w, a=a, mode=mode, nonlinearity=nonlinearity, generator=generator),  # type: ignore[arg-type]
+        bias,
+    )
 
 
 def caffe2_xavier_init(
