@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -56,14 +57,22 @@ class _Recorder:
         new: Tensor = torch.empty_like(old, device=self.device)
         if isinstance(old, nn.Parameter):
             new = nn.Parameter(new, requires_grad=old.requires_grad)
-        for owner in self.root.modules():
-            for table in (owner._parameters, owner._buffers):
-                for key, value in table.items():
-                    if value is old:
-                        table[key] = new  # type: ignore[assignment]
+        for table, key in self._holders().pop(id(old), []):
+            table[key] = new
         if getattr(module, name) is not new:  # a plain tensor attribute
             setattr(module, name, new)
         return new
+
+    def _holders(self) -> dict[int, list[tuple[dict[str, Any], str]]]:
+        """Where each meta tensor is held (parameter and buffer tables), found once."""
+        if not hasattr(self, "holders"):
+            self.holders: dict[int, list[tuple[dict[str, Any], str]]] = {}
+            for owner in self.root.modules():
+                for table in (owner._parameters, owner._buffers):
+                    for key, value in table.items():
+                        if value is not None and value.is_meta:
+                            self.holders.setdefault(id(value), []).append((table, key))
+        return self.holders
 
     def record(self, path: str, tensor: Tensor, entry: Provenance) -> None:
         self.entries[path] = entry

@@ -8,13 +8,14 @@ initschema keeps the behaviour and says so.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import did_you_mean, join_path
 
 if TYPE_CHECKING:
-    from .plan import _Compiler
+    from .plan import Action, _Compiler
     from .pretrained import KeyMatch
 
 __all__ = ["Lint", "find_lints"]
@@ -196,14 +197,22 @@ def _unreachable_lints(compiler: _Compiler) -> list[Lint]:
     return lints
 
 
+def last_writers(actions: Sequence[Action]) -> dict[str, int]:
+    """For each tensor written (by a rule or a checkpoint), the index of the last action."""
+    return {
+        path: index
+        for index, action in enumerate(actions)
+        if action.kind in ("write", "load")
+        for path in action.params
+    }
+
+
 def _shadowed_lints(compiler: _Compiler) -> list[Lint]:
-    last: dict[str, int] = {}
+    last = last_writers(compiler.actions)
     by_source: dict[str, list[int]] = {}
     for index, action in enumerate(compiler.actions):
         if action.kind in ("write", "load"):
             by_source.setdefault(action.source, []).append(index)
-            for path in action.params:
-                last[path] = index
     lints = []
     for source, indices in by_source.items():
         params = [p for i in indices for p in compiler.actions[i].params]

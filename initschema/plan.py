@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from .cfg import Rule, parse_init_cfg
 from .errors import InitCfgError, InitUsageError, Problem, did_you_mean, join_path
 from .initializers import Initializer, PretrainedInit, WeightInit
-from .lints import Lint, find_lints
+from .lints import Lint, find_lints, last_writers
 from .pretrained import Checkpoint, match_keys, open_checkpoint, policy_problems
 
 if TYPE_CHECKING:
@@ -99,12 +99,7 @@ class InitPlan:
 
     def last_writers(self) -> dict[str, int]:
         """For each tensor the plan writes, the index of the last action writing it."""
-        last: dict[str, int] = {}
-        for index, action in enumerate(self.actions):
-            if action.kind in ("write", "load"):
-                for path in action.params:
-                    last[path] = index
-        return last
+        return last_writers(self.actions)
 
     def to_dict(self) -> dict[str, Any]:
         return {
