@@ -125,12 +125,22 @@ def _run(plan: InitPlan, recorder: _Recorder, prefix: str, seed: int | None) -> 
             _write(action, index, entry, recorder, prefix, seed, last)
         elif action.kind == "load":
             assert action.checkpoint is not None
+            _keep_ties(target, action.tensors, recorder)
             load_into(target, action.checkpoint, action.tensors, recorder.device)
             own = target.state_dict(keep_vars=True)
             for name, path in zip(action.tensors, action.params, strict=True):
                 recorder.record(join_path(prefix, path), own[name], entry)
         else:
             _call(target, join_path(prefix, action.module), entry, recorder, seed)
+
+
+def _keep_ties(module: nn.Module, keys: tuple[str, ...], recorder: _Recorder) -> None:
+    """Materialize shared meta tensors before a load: assigning the entry to one holder
+    would leave the others on the meta device (and untie them)."""
+    for key, tensor in module.state_dict(keep_vars=True).items():
+        if key in keys and tensor.is_meta and len(recorder._holders().get(id(tensor), ())) > 1:
+            owner, _, name = key.rpartition(".")
+            recorder.materialize(module.get_submodule(owner), name)
 
 
 def _write(

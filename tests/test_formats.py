@@ -288,3 +288,15 @@ class TestMeta:
         model[1].weight = model[0].weight
         ins.initialize(model, dict(type="Constant", val=2, layer="Linear"))
         assert model[0].weight is model[1].weight and torch.all(model[1].weight == 2)
+
+    def test_tied_weights_loaded_stay_tied(self, tmp_path: Path) -> None:
+        """A shared parameter loaded from a checkpoint stays shared."""
+        source = {"0.weight": torch.full((4, 4), 3.0)}
+        torch.save(source, tmp_path / "m.pth")
+        with torch.device("meta"):
+            model = torch.nn.Sequential(
+                torch.nn.Linear(4, 4, bias=False), torch.nn.Linear(4, 4, bias=False)
+            )
+        model[1].weight = model[0].weight
+        ins.initialize(model, dict(type="Pretrained", checkpoint=str(tmp_path / "m.pth")))
+        assert model[0].weight is model[1].weight and torch.all(model[1].weight == 3)
