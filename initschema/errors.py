@@ -77,16 +77,13 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _choices(model: type[BaseModel], field: str) -> tuple[Any, ...]:
-    info = model.model_fields.get(field)
-    if info is None:
-        return ()
-    annotation = info.annotation
+def literal_choices(annotation: Any) -> tuple[Any, ...]:
+    """The values of the ``Literal`` in ``annotation`` (also inside Optional/Annotated)."""
     if get_origin(annotation) is Literal:
         return get_args(annotation)
     for arg in get_args(annotation):
-        if get_origin(arg) is Literal:
-            return get_args(arg)
+        if found := literal_choices(arg):
+            return found
     return ()
 
 
@@ -104,7 +101,8 @@ def _message(model: type[BaseModel], type_name: str, error: Any) -> str:
     if kind == "missing":
         return f"{type_name} requires {field!r}; add it to the rule."
     if kind == "literal_error":
-        choices = ", ".join(str(c) for c in _choices(model, field))
+        info = model.model_fields.get(field)
+        choices = ", ".join(str(c) for c in literal_choices(info.annotation if info else None))
         return f"{value!r} is not a valid {field}; expected one of {choices}."
     if kind in ("float_type", "int_type", "float_parsing", "finite_number"):
         return f"{field} must be a finite number, got {value!r}."

@@ -26,13 +26,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import MISSING as DC_MISSING
 from dataclasses import field, make_dataclass
 from types import UnionType
-from typing import Annotated, Any, Literal, Optional, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Optional, TypeVar, Union, get_args, get_origin
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .cfg import InitCfg, parse_init_cfg
-from .errors import InitCfgError, Problem, join_path
+from .errors import InitCfgError, Problem, join_path, literal_choices
 from .initializers import Initializer
 from .registry import WEIGHT_INITIALIZERS
 
@@ -58,15 +58,6 @@ def option_name(type_name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type_name).lower()
 
 
-def _choices(annotation: Any) -> tuple[Any, ...]:
-    if get_origin(annotation) is Literal:
-        return get_args(annotation)
-    for arg in get_args(annotation):
-        if found := _choices(arg):
-            return found
-    return ()
-
-
 def _scalar(annotation: Any) -> tuple[type | None, bool]:
     """(float, str or bool, whether None is allowed) for such fields, else (None, _)."""
     args = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
@@ -85,7 +76,7 @@ def structured_config(cls: type[Initializer]) -> type:
         default = DC_MISSING if info.is_required() else info.default
         if default == ():
             default = None
-        choices = _choices(info.annotation)
+        choices = literal_choices(info.annotation)
         scalar, nullable = _scalar(info.annotation)
         kind: Any = Any
         if choices:

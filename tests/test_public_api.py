@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from test_functional import NAMES as FUNCTIONS
+
 import initschema as ins
 
 
@@ -38,15 +40,7 @@ def test_design_contract_names() -> None:
         "KaimingInit",
         "Caffe2XavierInit",
         "PretrainedInit",
-        "constant_init",
-        "xavier_init",
-        "normal_init",
-        "trunc_normal_init",
-        "uniform_init",
-        "kaiming_init",
-        "caffe2_xavier_init",
-        "bias_init_with_prob",
-        "trunc_normal_",
+        *FUNCTIONS,
         "WEIGHT_INITIALIZERS",
         "register_initializer",
         "parse_init_cfg",
