@@ -30,7 +30,7 @@ import initschema.hydra as ins_hydra
 def covers_everything(model: nn.Module, plan: ins.InitPlan) -> bool:
     """Whether the plan writes every parameter and every buffer is loaded or resettable,
     so that a model built on the meta device needs no default initialization."""
-    written = {p for a in plan.actions if a.kind in ("write", "load") for p in a.params}
+    written = plan.last_writers()
     if any(name not in written for name, _ in model.named_parameters()):
         return False
     for prefix, module in model.named_modules():

@@ -247,7 +247,7 @@ def _default_lints(compiler: _Compiler) -> list[Lint]:
 
 
 def _meta_lints(compiler: _Compiler) -> list[Lint]:
-    written = {p for a in compiler.actions if a.kind in ("write", "load") for p in a.params}
+    written = last_writers(compiler.actions)
     tensors = [*compiler.root.named_parameters(), *compiler.root.named_buffers()]
     left = [p for p, t in tensors if t.is_meta and p not in written]
     if not left:

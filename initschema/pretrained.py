@@ -142,14 +142,10 @@ def load_into(
                     continue
                 subset: dict[str, Any] = {}
                 for name in chosen:
-                    value = checkpoint.reader.read(checkpoint.keys[_join(owner_path, name)])
+                    value = checkpoint.reader.read(checkpoint.keys[join_path(owner_path, name)])
                     if assign:
                         value = value.to(device=device, dtype=own[name].dtype)
                     subset[name] = value
                     advance(value.nelement() * value.element_size())
                 owner.load_state_dict(subset, strict=False, assign=assign)
                 del subset  # entries are released owner by owner: one copy at most in memory
-
-
-def _join(owner: str, name: str) -> str:
-    return f"{owner}.{name}" if owner else name
