@@ -25,7 +25,7 @@ from .plan import Action, InitPlan
 from .pretrained import load_into
 from .report import InitReport, Provenance
 
-__all__ = ["execute", "running", "seed_for"]
+__all__ = ["execute", "path_in_run", "running", "seed_for"]
 
 logger = logging.getLogger("initschema")
 
@@ -49,6 +49,10 @@ class _Recorder:
         self.module_paths = {id(m): p for p, m in self.root.named_modules()}
         self.entries: dict[str, Provenance] = {}
         self.versions: dict[str, int] = {}
+        self.prints: dict[str, int] = {}
+        """Fingerprints of tensors a running user ``init_weights`` may write."""
+        self.opaque = 0
+        """How many user ``init_weights`` calls are running (nested ones included)."""
 
     def materialize(self, module: nn.Module, name: str) -> Tensor:
         """Replace the meta tensor ``module.<name>`` by an empty one on the device, in every
@@ -77,11 +81,22 @@ class _Recorder:
     def record(self, path: str, tensor: Tensor, entry: Provenance) -> None:
         self.entries[path] = entry
         self.versions[path] = tensor._version
+        if self.opaque and path in self.prints:
+            # Written by a rule inside a user init_weights: a later write through .data
+            # must show against this value, not the one before the call.
+            self.prints[path] = fingerprint(tensor)
 
 
 def running() -> bool:
     """Whether a plan is executing (so an ``init_weights`` call now is nested in it)."""
     return _RECORDER.get() is not None
+
+
+def path_in_run(module: nn.Module) -> str:
+    """The path of ``module`` in the model whose plan is running ('' for its root, or when
+    none runs or the module is not part of it)."""
+    recorder = _RECORDER.get()
+    return recorder.module_paths.get(id(module), "") if recorder else ""
 
 
 def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> InitReport:
@@ -108,10 +123,26 @@ def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> Ini
 
 
 def _run(plan: InitPlan, recorder: _Recorder, prefix: str, seed: int | None) -> None:
-    last = plan.last_writers() if seed is not None else {}
-    for index, action in enumerate(plan.actions):
+    actions = plan.actions
+    skipped = {i for i, a in enumerate(actions) if a.kind == "guard" and _initialized(a)}
+    last = _last_writers(actions, skipped) if seed is not None else {}
+    index = 0
+    while index < len(actions):
+        action = actions[index]
         target = action.target
         assert target is not None
+        if action.kind == "guard":
+            # MMEngine reads a child's is_init when its loop reaches it: user code that ran
+            # since (a shared module initialized through another parent) decides.
+            if _initialized(action):
+                if seed is not None and index not in skipped:
+                    skipped.add(index)
+                    last = _last_writers(actions, skipped)
+                index = action.skip
+            else:
+                index += 1
+            continue
+        index += 1
         if action.kind == "mark":
             target.is_init = True  # type: ignore[assignment]
             continue
@@ -122,7 +153,7 @@ def _run(plan: InitPlan, recorder: _Recorder, prefix: str, seed: int | None) -> 
             source=action.source if action.kind == "call" else join_path(prefix, action.source),
         )
         if action.kind == "write":
-            _write(action, index, entry, recorder, prefix, seed, last)
+            _write(action, index - 1, entry, recorder, prefix, seed, last)
         elif action.kind == "load":
             assert action.checkpoint is not None
             _keep_ties(target, action.tensors, recorder)
@@ -132,6 +163,19 @@ def _run(plan: InitPlan, recorder: _Recorder, prefix: str, seed: int | None) -> 
                 recorder.record(join_path(prefix, path), own[name], entry)
         else:
             _call(target, join_path(prefix, action.module), entry, recorder, seed)
+
+
+def _initialized(guard: Action) -> bool:
+    return bool(getattr(guard.target, "is_init", False))
+
+
+def _last_writers(actions: tuple[Action, ...], skipped: set[int]) -> dict[str, int]:
+    """The last writer of each tensor among the actions that run: those inside a guard
+    that skips are left out."""
+    live = list(enumerate(actions))
+    for index in sorted(skipped):
+        live = [(i, a) for i, a in live if not index <= i < actions[index].skip]
+    return {path: i for i, a in live if a.kind in ("write", "load") for path in a.params}
 
 
 def _keep_ties(module: nn.Module, keys: tuple[str, ...], recorder: _Recorder) -> None:
@@ -173,17 +217,38 @@ def _write(
 def _call(
     module: nn.Module, path: str, entry: Provenance, recorder: _Recorder, seed: int | None
 ) -> None:
-    """Run a user ``init_weights``; what it wrote itself is read off tensor version counters."""
+    """Run a user ``init_weights``; what it wrote itself is read off tensor version counters,
+    and off fingerprints for writes through ``.data``, which counters do not see."""
     tensors = {join_path(path, n): t for n, t in module.named_parameters()}
     for full, tensor in tensors.items():
         recorder.versions[full] = tensor._version
+        if not tensor.is_meta:
+            recorder.prints[full] = fingerprint(tensor)
     init_weights: Callable[[], None] = getattr(module, "init_weights")  # noqa: B009
-    if seed is None:
-        init_weights()
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed_for(seed, path))
+    recorder.opaque += 1
+    try:
+        if seed is None:
             init_weights()
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed_for(seed, path))
+                init_weights()
+    finally:
+        recorder.opaque -= 1
+    hidden = replace(entry, initializer=_HIDDEN_WRITE)
     for full, tensor in tensors.items():
         if tensor._version != recorder.versions[full]:
             recorder.record(full, tensor, entry)
+        elif full in recorder.prints and fingerprint(tensor) != recorder.prints[full]:
+            recorder.record(full, tensor, hidden)
+
+
+_HIDDEN_WRITE = "changed by user code (not seen by version counters)"
+
+
+def fingerprint(tensor: Tensor) -> int:
+    """A checksum of the tensor's bytes: an in-place write through ``.data`` leaves the
+    version counter alone but (almost surely) changes this sum."""
+    raw = tensor.detach().contiguous().reshape(-1).view(torch.uint8)
+    words = raw.view(torch.int64) if raw.numel() % 8 == 0 else raw.to(torch.int64)
+    return int(words.sum()) ^ raw.numel()

@@ -13,6 +13,7 @@ import math
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -183,4 +184,6 @@ def bias_init_with_prob(prior_prob: float) -> float:
     """The bias ``-log((1-p)/p)`` making a sigmoid output ``p`` (focal loss, Lin et al. 2017)."""
     if not 0 < prior_prob < 1:
         raise ValueError(f"prior_prob must be in (0, 1), got {prior_prob!r}")
-    return float(-math.log((1 - prior_prob) / prior_prob))
+    # numpy's log, as MMEngine computes it: math.log differs by one ulp for some priors
+    # (numpy's is SIMD code), and float64 models would then differ in the last bit.
+    return float(-np.log((1 - prior_prob) / prior_prob))

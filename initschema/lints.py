@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from .errors import did_you_mean, join_path
 
 if TYPE_CHECKING:
+    from torch import nn
+
+    from .errors import Problem
     from .plan import Action, _Compiler
     from .pretrained import KeyMatch
 
-__all__ = ["Lint", "find_lints"]
+__all__ = ["Lint", "deferred_lints", "find_lints", "possibly_uninitialized"]
 
 logger = logging.getLogger("initschema")
 
@@ -91,6 +94,29 @@ class Lint:
         return found
 
 
+def deferred_lints(owner: str, problems: Sequence[Problem]) -> list[Lint]:
+    """Problems of an ``init_cfg`` that only a user ``init_weights`` may use, as lints."""
+    return [
+        Lint(
+            "deferred-init-cfg",
+            problem.path,
+            f"{problem.message} {owner} overrides init_weights, so this is an error only if "
+            f"its code calls super().init_weights() with this init_cfg.",
+            level="info",
+        )
+        for problem in problems
+    ]
+
+
+def possibly_uninitialized(owner: nn.Module) -> bool:
+    """Whether a tensor of ``owner`` that nothing writes may hold uninitialized memory: its
+    class is not one of torch's own modules and has no ``reset_parameters`` (built-in
+    modules fill their tensors when built; ``torch.empty`` in user code does not)."""
+    return not type(owner).__module__.startswith("torch.") and not callable(
+        getattr(owner, "reset_parameters", None)
+    )
+
+
 def _more(items: tuple[Any, ...] | list[Any]) -> str:
     return f", and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
 
@@ -112,6 +138,7 @@ def find_lints(compiler: _Compiler, *, init_weights_mode: bool, log: bool = True
                 f"init_weights() does nothing.",
             )
         )
+    lints += compiler.deferred
     lints += _layer_lints(compiler)
     if init_weights_mode:
         lints += _unreachable_lints(compiler)
@@ -146,17 +173,31 @@ def _layer_lints(compiler: _Compiler) -> list[Lint]:
         for sub in module.modules():
             cls = type(sub)
             classes.update([cls.__name__, *(b.__name__ for b in cls.__bases__)])
-        for name in layer:
-            if name in classes or (rule.source, name) in seen:
-                continue
-            seen.add((rule.source, name))
-            shown = sorted(c for c in classes if c not in ("Module", "object"))
+        unmatched = [name for name in layer if name not in classes]
+        if not unmatched or (rule.source, "") in seen:
+            continue
+        seen.add((rule.source, ""))
+        shown = sorted(c for c in classes if c not in ("Module", "object"))
+        names = ", ".join(map(repr, unmatched))
+        if len(unmatched) == len(layer):
             lints.append(
                 Lint(
                     "unmatched-layer",
                     join_path(rule.source, "layer"),
-                    f"{name!r} matches no module under {where}"
-                    f"{did_you_mean(name, shown) or ';'} classes there: {', '.join(shown)}.",
+                    f"{names} {'matches' if len(layer) == 1 else 'match'} no module under "
+                    f"{where}, so the rule writes nothing"
+                    f"{did_you_mean(unmatched[0], shown) or ';'} classes there: "
+                    f"{', '.join(shown)}.",
+                )
+            )
+        else:
+            lints.append(
+                Lint(
+                    "unmatched-layer-name",
+                    join_path(rule.source, "layer"),
+                    f"{names} of layer match no module under {where} (the others do)"
+                    f"{did_you_mean(unmatched[0], shown) or '.'}",
+                    level="info",
                 )
             )
     return lints
@@ -233,17 +274,37 @@ def _shadowed_lints(compiler: _Compiler) -> list[Lint]:
 
 def _default_lints(compiler: _Compiler) -> list[Lint]:
     written = {p for a in compiler.actions for p in a.params}
-    left = [p for p, _ in compiler.root.named_parameters() if p not in written]
-    if not left:
-        return []
-    return [
-        Lint(
-            "default-init",
-            "",
-            f"{len(left)} parameters keep PyTorch's default initialization: {_names(left)}.",
-            level="info",
+    default: list[str] = []
+    unknown: list[str] = []
+    for owner_path, owner in compiler.root.named_modules():
+        for name, tensor in owner.named_parameters(recurse=False):
+            path = compiler.tensor_paths.get(id(tensor), join_path(owner_path, name))
+            if path in written or path != join_path(owner_path, name):
+                continue
+            (unknown if possibly_uninitialized(owner) else default).append(path)
+    lints = []
+    if unknown:
+        lints.append(
+            Lint(
+                "possibly-uninitialized",
+                "",
+                f"{len(unknown)} parameters are written by nothing in the plan, and their "
+                f"modules are not torch built-ins and have no reset_parameters, so they may "
+                f"hold uninitialized memory (torch.empty, torch.Tensor(n)): {_names(unknown)}; "
+                f"add a rule for them, or check that their constructor fills them.",
+            )
         )
-    ]
+    if default:
+        lints.append(
+            Lint(
+                "default-init",
+                "",
+                f"{len(default)} parameters keep PyTorch's default initialization: "
+                f"{_names(default)}.",
+                level="info",
+            )
+        )
+    return lints
 
 
 def _meta_lints(compiler: _Compiler) -> list[Lint]:

@@ -9,15 +9,23 @@ The difference: the whole tree is validated and planned before the first write.
 from __future__ import annotations
 
 import copy
+import functools
+import logging
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from torch import nn
 
 from .cfg import parse_init_cfg
+from .errors import InitCfgError, Problem, join_path
+from .execute import path_in_run, running
+from .lints import deferred_lints
+from .plan import compile_init_weights, compile_plan, has_own_init_weights
 
 __all__ = ["BaseModule", "ModuleDict", "ModuleList", "Sequential", "initialize"]
+
+logger = logging.getLogger("initschema")
 
 
 class BaseModule(nn.Module):
@@ -25,13 +33,33 @@ class BaseModule(nn.Module):
 
     ``init_cfg`` keeps the value given (a deep copy), as MMEngine does, so code that
     reads or replaces it keeps working; it is parsed again when a plan is compiled.
+
+    A subclass that overrides ``init_weights`` owns its ``init_cfg``: it may give it a
+    meaning of its own, or never call ``super().init_weights()``, so problems in it are
+    logged as lints when it is built and raised only if ``super().init_weights()`` runs
+    with it. Calling such an ``init_weights`` from outside a plan runs it inside one
+    (the subclass's method is wrapped when the class is created), so that the report
+    covers what the user code writes too.
     """
 
     def __init__(self, init_cfg: Any = None) -> None:
         super().__init__()
-        parse_init_cfg(init_cfg, f"{type(self).__name__}.init_cfg")
+        if has_own_init_weights(self):
+            try:
+                parse_init_cfg(init_cfg, f"{type(self).__name__}.init_cfg")
+            except InitCfgError as error:
+                for lint in deferred_lints(type(self).__name__, error.problems):
+                    logger.info("%s", lint)
+        else:
+            parse_init_cfg(init_cfg, f"{type(self).__name__}.init_cfg")
         self._is_init = False
         self.init_cfg = copy.deepcopy(init_cfg)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("init_weights")
+        if callable(own) and not hasattr(own, "__wrapped_init_weights__"):
+            cls.init_weights = _planned(own)  # type: ignore[method-assign]
 
     @property
     def is_init(self) -> bool:
@@ -45,11 +73,9 @@ class BaseModule(nn.Module):
     def init_weights(self) -> None:
         """Initialize the weights from the ``init_cfg`` of this module and its descendants.
 
-        Raises :class:`~initschema.InitCfgError` before any write when a rule is bad.
+        Raises :class:`~initschema.InitCfgError` before any write when a rule is bad (with
+        :func:`initschema.strict`, also when a warning-level lint fires).
         """
-        from .execute import running
-        from .plan import compile_init_weights
-
         if self._is_init:
             warnings.warn(
                 f"init_weights of {type(self).__name__} has been called more than once; "
@@ -57,9 +83,19 @@ class BaseModule(nn.Module):
                 stacklevel=2,
             )
             return
-        # Called from a user init_weights inside a running plan, this module's lints would
-        # ignore what its ancestors' rules write: the outer plan already reported them.
-        compile_init_weights(self, log=not running()).execute()
+        # Called from a user init_weights inside a running plan (its super().init_weights()),
+        # the outer plan reports and lints the whole model: this part only runs.
+        nested, where = running(), path_in_run(self)
+        try:
+            plan = compile_init_weights(self, log=not nested, lint=not nested, where=where)
+        except InitCfgError as error:
+            if not where:
+                raise
+            # Paths from the model's root, like the lints the outer plan logged for them.
+            raise InitCfgError(
+                [Problem(join_path(where, p.path), p.message) for p in error.problems]
+            ) from None
+        plan.execute()
 
     def __repr__(self) -> str:
         text = super().__repr__()
@@ -94,11 +130,25 @@ class ModuleDict(BaseModule, nn.ModuleDict):
         nn.ModuleDict.__init__(self, modules)
 
 
+def _planned(user_init_weights: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a subclass's ``init_weights``: called from outside a plan, it runs as the plan of
+    ``init_weights()`` (one opaque call plus what its ``super().init_weights()`` writes),
+    so provenance, lints and the log cover the whole call, as MMEngine's log does."""
+
+    @functools.wraps(user_init_weights)
+    def init_weights(self: BaseModule, *args: Any, **kwargs: Any) -> None:
+        if running() or args or kwargs:
+            user_init_weights(self, *args, **kwargs)
+        else:
+            compile_plan(self).execute()
+
+    init_weights.__wrapped_init_weights__ = user_init_weights  # type: ignore[attr-defined]
+    return init_weights
+
+
 def initialize(module: nn.Module, init_cfg: Any) -> None:
     """Apply ``init_cfg`` to ``module`` as MMEngine's ``initialize`` does (list order,
     each rule's overrides right after it), after validating all of it."""
-    from .plan import compile_plan
-
     if init_cfg is None:
         raise TypeError("initialize() needs an init_cfg (a dict, a list or named rules), got None")
     compile_plan(module, init_cfg).execute()

@@ -10,7 +10,9 @@ happens here, so a failing compile leaves every weight as it was.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from torch import Tensor, nn
@@ -18,15 +20,32 @@ from torch import Tensor, nn
 from .cfg import Rule, parse_init_cfg
 from .errors import InitCfgError, InitUsageError, Problem, did_you_mean, join_path
 from .initializers import Initializer, PretrainedInit, WeightInit
-from .lints import Lint, find_lints, last_writers
+from .lints import Lint, deferred_lints, find_lints, last_writers
 from .pretrained import Checkpoint, match_keys, open_checkpoint, policy_problems
 
 if TYPE_CHECKING:
     from .report import InitReport
 
-__all__ = ["Action", "InitPlan", "compile_plan"]
+__all__ = ["Action", "InitPlan", "compile_plan", "strict"]
 
-ActionKind = Literal["write", "load", "call", "mark"]
+ActionKind = Literal["write", "load", "call", "guard", "mark"]
+
+_STRICT: ContextVar[bool] = ContextVar("initschema_strict", default=False)
+
+
+@contextmanager
+def strict(enabled: bool = True) -> Iterator[None]:
+    """Make every plan compiled inside the block strict, ``model.init_weights()`` included
+    (MMEngine's ``init_weights`` takes no argument): warning-level lints become errors.
+
+    >>> with ins.strict():
+    ...     model.init_weights()
+    """
+    token = _STRICT.set(enabled)
+    try:
+        yield
+    finally:
+        _STRICT.reset(token)
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,8 @@ class Action:
     ``write``: an initializer writes ``tensors`` (``weight``/``bias``) of one module.
     ``load``: a Pretrained rule copies checkpoint entries into a module's subtree.
     ``call``: a user-defined ``init_weights`` runs (opaque; ``params`` is what it *may* write).
+    ``guard``: MMEngine's ``if not child.is_init`` before a child's ``init_weights``, read
+    when the plan runs: when the child is initialized by then, execution jumps to ``skip``.
     ``mark``: a BaseModule's ``is_init`` is set.
     """
 
@@ -49,13 +70,18 @@ class Action:
     """For ``load``: (model key, checkpoint key) of every entry loaded."""
     target: nn.Module | None = field(default=None, repr=False, compare=False)
     checkpoint: Checkpoint | None = field(default=None, repr=False, compare=False)
+    skip: int = 0
+    """For ``guard``: the index of the first action after the guarded child."""
 
     def describe(self) -> str:
         """The initializer and its arguments, or what the opaque step is."""
         if self.kind == "call":
-            return f"user-defined {self.source}"
+            cfg = getattr(self.target, "init_cfg", None)
+            return f"user-defined {self.source}" + (" (given its init_cfg)" if cfg else "")
         if self.kind == "mark":
             return "set is_init"
+        if self.kind == "guard":
+            return "skip the child when it is already initialized"
         assert self.init is not None
         return self.init.describe()
 
@@ -103,7 +129,7 @@ class InitPlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "actions": [a.to_dict() for a in self.actions if a.kind != "mark"],
+            "actions": [a.to_dict() for a in self.actions if a.kind not in ("mark", "guard")],
             "lints": [lint.to_dict() for lint in self.lints],
             "parameters": [{"path": p, "shape": list(s)} for p, s in self.parameters],
         }
@@ -119,7 +145,7 @@ def compile_plan(
     init_cfg: Any = None,
     *,
     path: str = "init_cfg",
-    strict: bool = False,
+    strict: bool | None = None,
     log: bool = True,
 ) -> InitPlan:
     """Validate rules against ``module`` and plan every write; nothing is written.
@@ -127,10 +153,11 @@ def compile_plan(
     With ``init_cfg=None`` and a :class:`~initschema.BaseModule` root, plans
     ``module.init_weights()``; with an ``init_cfg``, plans
     ``initialize(module, init_cfg)`` (``path`` names that config in errors).
-    Raises :class:`InitCfgError` listing every problem found; with ``strict``,
-    warning-level lints (a ``layer`` that matches nothing, an unreachable
-    ``init_cfg``, checkpoint keys that do not fit, …) are problems too. Lints are
-    logged on the ``initschema`` logger unless ``log`` is False.
+    Raises :class:`InitCfgError` listing every problem found; with ``strict`` (by
+    default: inside :func:`initschema.strict`), warning-level lints (a ``layer`` that
+    matches nothing, an unreachable ``init_cfg``, checkpoint keys that do not fit, …)
+    are problems too. Lints are logged on the ``initschema`` logger unless ``log`` is
+    False.
     """
     from .module import BaseModule
 
@@ -139,10 +166,10 @@ def compile_plan(
         for rule in compiler.parse(init_cfg, path):
             compiler.emit_rule(module, "", rule)
     elif isinstance(module, BaseModule):
-        if module.is_init:
+        if has_own_init_weights(module):
+            compiler.emit_call(module, "")  # user code runs whatever is_init says
+        elif module.is_init:
             compiler.already_initialized = True
-        elif has_own_init_weights(module):
-            compiler.emit_call(module, "")
         else:
             compiler.compile_init_weights(module, "")
     else:
@@ -154,13 +181,22 @@ def compile_plan(
     return compiler.finish(init_weights_mode=init_cfg is None, strict=strict, log=log)
 
 
-def compile_init_weights(module: nn.Module, *, log: bool = True) -> InitPlan:
+def compile_init_weights(
+    module: nn.Module,
+    *,
+    log: bool = True,
+    lint: bool = True,
+    strict: bool | None = None,
+    where: str = "",
+) -> InitPlan:
     """The plan of ``BaseModule.init_weights`` itself for ``module``, even when a subclass
     overrides ``init_weights`` (this is what its ``super().init_weights()`` runs).
-    ``log=False`` keeps its lints off the log."""
-    compiler = _Compiler(module)
+    ``log=False`` keeps its lints off the log; ``lint=False`` computes none (a nested
+    ``super().init_weights()``: the outer plan lints the whole model); ``where`` is the
+    module's path in that model, for messages."""
+    compiler = _Compiler(module, where)
     compiler.compile_init_weights(module, "")
-    return compiler.finish(init_weights_mode=True, log=log)
+    return compiler.finish(init_weights_mode=True, log=log, lint=lint, strict=strict)
 
 
 def has_own_init_weights(module: nn.Module) -> bool:
@@ -178,8 +214,10 @@ def apply_order(module: nn.Module, path: str) -> Iterator[tuple[str, nn.Module]]
 
 
 class _Compiler:
-    def __init__(self, root: nn.Module) -> None:
+    def __init__(self, root: nn.Module, where: str = "") -> None:
         self.root = root
+        self.where = where
+        """The root's own path in the model, when it is a nested part (messages only)."""
         self.actions: list[Action] = []
         self.problems: list[Problem] = []
         self.reached: set[int] = set()
@@ -187,11 +225,18 @@ class _Compiler:
         self.opaque: list[str] = []
         self.rule_uses: list[tuple[Rule, nn.Module, str]] = []
         self.load_lints: list[Lint] = []
+        self.deferred: list[Lint] = []
+        self.speculative = 0
+        """How deep compilation is inside the ``super().init_weights()`` of a user
+        ``init_weights``, which may never run: problems there are deferred lints."""
         self.already_initialized = False
         self.module_paths = {id(m): p for p, m in root.named_modules()}
         self.tensor_paths: dict[int, str] = {}
         for p, t in [*root.named_parameters(), *root.named_buffers()]:
             self.tensor_paths.setdefault(id(t), p)
+
+    def full_path(self, path: str) -> str:
+        return join_path(self.where, path) if path else self.where
 
     def parse(self, init_cfg: Any, path: str) -> tuple[Rule, ...]:
         try:
@@ -215,10 +260,15 @@ class _Compiler:
             if id(child) in self.initialized:
                 continue
             child_path = join_path(path, name)
+            guard = len(self.actions)
+            if hasattr(child, "is_init"):
+                self.actions.append(Action("guard", child_path, "is_init", target=child))
             if has_own_init_weights(child):
                 self.emit_call(child, child_path)
             else:
                 self.compile_init_weights(child, child_path)
+            if hasattr(child, "is_init"):
+                self.actions[guard] = replace(self.actions[guard], skip=len(self.actions))
         for rule in rules:
             if rule.is_pretrained:
                 self.emit_rule(module, path, rule)
@@ -229,19 +279,31 @@ class _Compiler:
 
     def emit_call(self, module: nn.Module, path: str) -> None:
         """An opaque user ``init_weights``. What its ``super().init_weights()`` would run is
-        compiled too, and dropped, so that its errors still surface before any write."""
+        compiled too, and dropped: its problems become deferred lints, raised as errors
+        only if that ``super().init_weights()`` runs."""
         from .module import BaseModule
 
         if isinstance(module, BaseModule):
-            actions, initialized = len(self.actions), set(self.initialized)
-            self.compile_init_weights(module, path)
-            del self.actions[actions:]
-            self.initialized = initialized
+            self.speculate(module, path)
         self.opaque.append(path)
         params = tuple(self.canonical(t, join_path(path, n)) for n, t in module.named_parameters())
         self.actions.append(
             Action("call", path, f"{type(module).__name__}.init_weights", params, target=module)
         )
+
+    def speculate(self, module: nn.Module, path: str) -> None:
+        marks = (len(self.actions), len(self.problems), len(self.rule_uses), len(self.load_lints))
+        initialized, reached = set(self.initialized), set(self.reached)
+        self.speculative += 1
+        try:
+            self.compile_init_weights(module, path)
+        finally:
+            self.speculative -= 1
+        problems = self.problems[marks[1] :]
+        del self.actions[marks[0] :], self.problems[marks[1] :]
+        del self.rule_uses[marks[2] :], self.load_lints[marks[3] :]
+        self.initialized, self.reached = initialized, reached | {id(module)}
+        self.deferred.extend(deferred_lints(type(module).__name__, problems))
 
     def emit_rule(self, module: nn.Module, path: str, rule: Rule) -> None:
         init = rule.init
@@ -272,7 +334,8 @@ class _Compiler:
     def override_target(
         self, module: nn.Module, path: str, name: str, source: str
     ) -> nn.Module | None:
-        where = f"module '{path}'" if path else "the root module"
+        full = self.full_path(path)
+        where = f"module '{full}'" if full else "the root module"
         if not hasattr(module, name):
             children = [n for n, _ in module.named_children()]
             self.problems.append(
@@ -298,7 +361,8 @@ class _Compiler:
 
     def emit_write(self, module: nn.Module, path: str, init: WeightInit, source: str) -> None:
         for message in init.problems(module):
-            self.problems.append(Problem(source, f"at module '{path}': {message}."))
+            full = self.full_path(path)
+            self.problems.append(Problem(source, f"at module '{full}': {message}."))
         names = tuple(n for n in ("weight", "bias") if isinstance(getattr(module, n, None), Tensor))
         if not names:
             return
@@ -306,6 +370,8 @@ class _Compiler:
         self.actions.append(Action("write", path, source, params, init, names, target=module))
 
     def emit_load(self, module: nn.Module, path: str, init: PretrainedInit, source: str) -> None:
+        if self.speculative:
+            return  # a checkpoint user code may load itself: checked if super() runs with it
         try:
             checkpoint = open_checkpoint(init, source)
             match = match_keys(module, checkpoint)
@@ -322,12 +388,22 @@ class _Compiler:
         )
 
     def finish(
-        self, *, init_weights_mode: bool, strict: bool = False, log: bool = True
+        self,
+        *,
+        init_weights_mode: bool,
+        strict: bool | None = None,
+        log: bool = True,
+        lint: bool = True,
     ) -> InitPlan:
         if self.problems:
             raise InitCfgError(self.problems)
+        strict = _STRICT.get() if strict is None else strict
         parameters = tuple((p, tuple(t.shape)) for p, t in self.root.named_parameters())
-        lints = find_lints(self, init_weights_mode=init_weights_mode, log=log and not strict)
+        lints = (
+            find_lints(self, init_weights_mode=init_weights_mode, log=log and not strict)
+            if lint
+            else []
+        )
         if strict and (errors := [lint for lint in lints if lint.level == "warning"]):
             raise InitCfgError(
                 [Problem(lint.path, f"{lint.message} (strict: {lint.kind})") for lint in errors]

@@ -16,6 +16,7 @@ from rich.table import Table
 from torch import nn
 
 from .errors import join_path
+from .lints import possibly_uninitialized
 
 if TYPE_CHECKING:
     from .plan import InitPlan
@@ -125,7 +126,7 @@ def _written_by(provenance: Provenance | None) -> str:
     if provenance is None:
         return "unchanged"
     if provenance.kind == "call":
-        return "user-defined init_weights"
+        return provenance.initializer
     if provenance.kind == "load":
         return f"loaded by {provenance.initializer}"
     return provenance.initializer
@@ -136,8 +137,11 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 
 def _render(renderable: Any) -> str:
+    """Text of a rich renderable, as wide as the terminal or as its content needs: rich
+    would otherwise cut long parameter and rule paths, and identifiers are never cut."""
+    measure = Console(width=100_000, no_color=True).measure(renderable)
+    width = max(100, shutil.get_terminal_size((140, 24)).columns, measure.maximum)
     buffer = io.StringIO()
-    width = max(100, shutil.get_terminal_size((140, 24)).columns)
     Console(file=buffer, width=width, no_color=True, highlight=False, soft_wrap=False).print(
         renderable
     )
@@ -148,11 +152,11 @@ def render_plan(plan: InitPlan) -> str:
     """One row per parameter with the action that will write it last, then the lints."""
     writers: dict[str, list[int]] = {}
     for index, action in enumerate(plan.actions):
-        if action.kind != "mark":
+        if action.kind not in ("mark", "guard"):
             for path in action.params:
                 writers.setdefault(path, []).append(index)
     model = type(plan.module).__name__
-    steps = sum(1 for a in plan.actions if a.kind != "mark")
+    steps = sum(1 for a in plan.actions if a.kind not in ("mark", "guard"))
     title = f"InitPlan for {model}: {steps} actions over {len(plan.parameters)} parameters"
     table = Table()
     for column in ("parameter", "shape", "initializer", "rule", "earlier writes"):
@@ -160,7 +164,7 @@ def render_plan(plan: InitPlan) -> str:
     for path, shape in plan.parameters:
         indices = writers.get(path, [])
         if not indices:
-            table.add_row(path, _shape(shape), "PyTorch default (unchanged)", "", "")
+            table.add_row(path, _shape(shape), _unwritten(plan.module, path), "", "")
             continue
         action = plan.actions[indices[-1]]
         what = action.describe_param(path)
@@ -171,3 +175,10 @@ def render_plan(plan: InitPlan) -> str:
     if plan.lints:
         text += "\nLints:\n" + "\n".join(f"  {lint}" for lint in plan.lints)
     return text
+
+
+def _unwritten(model: nn.Module, path: str) -> str:
+    owner = model.get_submodule(path.rpartition(".")[0])
+    if possibly_uninitialized(owner):
+        return "not written: possibly uninitialized"
+    return "PyTorch default (unchanged)"
