@@ -33,7 +33,7 @@ from .initializers import (
 )
 from .lints import Lint
 from .module import BaseModule, ModuleDict, ModuleList, Sequential, initialize
-from .plan import Action, InitPlan, compile_plan
+from .plan import Action, InitPlan, compile_plan, strict
 from .registry import WEIGHT_INITIALIZERS, Registry, register_initializer
 from .report import InitReport, Provenance, ReportRow
 
@@ -77,6 +77,7 @@ __all__ = [
     "normal_init",
     "parse_init_cfg",
     "register_initializer",
+    "strict",
     "trunc_normal_",
     "trunc_normal_init",
     "uniform_init",

@@ -21,8 +21,9 @@ from torch import Tensor, nn
 
 from .errors import join_path
 from .initializers import WeightInit
+from .load_hooks import load_through_hooks
 from .plan import Action, InitPlan
-from .pretrained import load_into
+from .pretrained import load_into, read_state
 from .report import InitReport, Provenance
 
 __all__ = ["execute", "path_in_run", "running", "seed_for"]
@@ -154,13 +155,16 @@ def _run(plan: InitPlan, recorder: _Recorder, prefix: str, seed: int | None) -> 
         )
         if action.kind == "write":
             _write(action, index - 1, entry, recorder, prefix, seed, last)
+        elif action.kind == "load" and action.hooked:
+            _load_hooked(action, entry, recorder, prefix)
         elif action.kind == "load":
             assert action.checkpoint is not None
             _keep_ties(target, action.tensors, recorder)
             load_into(target, action.checkpoint, action.tensors, recorder.device)
             own = target.state_dict(keep_vars=True)
             for name, path in zip(action.tensors, action.params, strict=True):
-                recorder.record(join_path(prefix, path), own[name], entry)
+                what = replace(entry, initializer=action.describe_param(path))
+                recorder.record(join_path(prefix, path), own[name], what)
         else:
             _call(target, join_path(prefix, action.module), entry, recorder, seed)
 
@@ -176,6 +180,28 @@ def _last_writers(actions: tuple[Action, ...], skipped: set[int]) -> dict[str, i
     for index in sorted(skipped):
         live = [(i, a) for i, a in live if not index <= i < actions[index].skip]
     return {path: i for i, a in live if a.kind in ("write", "load") for path in a.params}
+
+
+def _load_hooked(action: Action, entry: Provenance, recorder: _Recorder, prefix: str) -> None:
+    """A load through the model's load code: the whole mapped state dict, MMEngine's
+    recursion, copies into the model's tensors (meta ones are allocated first)."""
+    target, checkpoint = action.target, action.checkpoint
+    assert target is not None and checkpoint is not None
+    for key in action.tensors:
+        owner, _, name = key.rpartition(".")
+        if getattr(target.get_submodule(owner), name).is_meta:
+            recorder.materialize(target.get_submodule(owner), name)
+    own = target.state_dict(keep_vars=True)
+    versions = {key: tensor._version for key, tensor in own.items()}
+    run = load_through_hooks(target, read_state(checkpoint))
+    if action.hooked == "unchecked":  # nothing was said at compile time
+        for message in run.errors:
+            logger.warning("loading %s into %s: %s", checkpoint.name, action.module, message)
+    own = target.state_dict(keep_vars=True)
+    for key, path in zip(action.tensors, action.params, strict=True):
+        if own[key]._version != versions[key]:
+            what = replace(entry, initializer=action.describe_param(path))
+            recorder.record(join_path(prefix, path), own[key], what)
 
 
 def _keep_ties(module: nn.Module, keys: tuple[str, ...], recorder: _Recorder) -> None:

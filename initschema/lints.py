@@ -52,6 +52,34 @@ class Lint:
     def for_load(source: str, checkpoint: str, path: str, match: KeyMatch) -> list[Lint]:
         where = f"module '{path}'" if path else "the model"
         found = []
+        if match.unchecked:
+            found.append(
+                Lint(
+                    "load-hooks-unchecked",
+                    source,
+                    f"the load code of {_names(match.hooks)} failed on a dry run over meta "
+                    f"tensors ({match.unchecked}), so the keys and shapes of {checkpoint!r} are "
+                    f"checked only as it loads, and the plan assumes it may write every tensor "
+                    f"of {where}.",
+                )
+            )
+        elif match.hooks:
+            changes = [f"{key} from {old!r}" for key, old in match.renamed]
+            changes += [f"{key} {how}" for key, how in match.adapted]
+            found.append(
+                Lint(
+                    "load-hooks",
+                    source,
+                    f"{checkpoint!r} loads through the load code of {_names(match.hooks)}, as "
+                    f"in MMEngine; "
+                    + (
+                        f"it renamed or reshaped {len(changes)} entries: {_names(changes)}."
+                        if changes
+                        else "it changed no key or shape."
+                    ),
+                    level="info",
+                )
+            )
         if match.mismatched:
             detail = "; ".join(f"{k}: {why}" for k, why in match.mismatched[:_SHOWN])
             found.append(

@@ -72,6 +72,12 @@ class Action:
     checkpoint: Checkpoint | None = field(default=None, repr=False, compare=False)
     skip: int = 0
     """For ``guard``: the index of the first action after the guarded child."""
+    hooked: Literal["", "checked", "unchecked"] = ""
+    """For ``load`` through the model's own load code (hooks): ``checked`` when a dry run
+    told what it writes, ``unchecked`` when that failed (then ``params`` is what it may
+    write)."""
+    notes: tuple[tuple[str, str], ...] = ()
+    """For ``load``: (model key, what the load code did to its entry)."""
 
     def describe(self) -> str:
         """The initializer and its arguments, or what the opaque step is."""
@@ -90,7 +96,10 @@ class Action:
         if self.kind == "write" and isinstance(self.init, WeightInit):
             return self.init.describe_tensor(self.tensors[self.params.index(path)])
         if self.kind == "load" and isinstance(self.init, PretrainedInit):
-            return f"load {self.keys[self.params.index(path)][1]!r} from {self.init.checkpoint}"
+            index = self.params.index(path)
+            text = f"load {self.keys[index][1]!r} from {self.init.checkpoint}"
+            notes = [note for key, note in self.notes if key == self.tensors[index]]
+            return text + "".join(f" ({note})" for note in notes)
         return self.describe()
 
     def to_dict(self) -> dict[str, Any]:
@@ -381,10 +390,29 @@ class _Compiler:
         self.problems.extend(policy_problems(init, source, match))
         own = module.state_dict(keep_vars=True)
         params = tuple(self.canonical(own[k], join_path(path, k)) for k in match.loaded)
-        keys = tuple((join_path(path, k), checkpoint.keys[k]) for k in match.loaded)
+        sources = dict(match.renamed)
+        keys = tuple(
+            (join_path(path, k), sources.get(k) or checkpoint.keys.get(k, k)) for k in match.loaded
+        )
+        notes = tuple(
+            [(k, f"renamed by load code from {c!r}") for k, c in match.renamed]
+            + [(k, f"reshaped by load code {how}") for k, how in match.adapted]
+        )
         self.load_lints.extend(Lint.for_load(source, init.checkpoint, path, match))
         self.actions.append(
-            Action("load", path, source, params, init, match.loaded, keys, module, checkpoint)
+            Action(
+                "load",
+                path,
+                source,
+                params,
+                init,
+                match.loaded,
+                keys,
+                module,
+                checkpoint,
+                hooked="unchecked" if match.unchecked else "checked" if match.hooks else "",
+                notes=notes,
+            )
         )
 
     def finish(

@@ -9,19 +9,28 @@ a shape mismatch under ``on_mismatch: error`` or a missing key under
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .download import ProgressBar, resolve_checkpoint
 from .errors import InitCfgError, Problem, join_path
 from .formats import Reader, open_reader
 from .initializers import PretrainedInit
+from .load_hooks import checkpoint_state, dry_run, hooked_modules
 
-__all__ = ["Checkpoint", "KeyMatch", "load_into", "match_keys", "open_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "KeyMatch",
+    "load_into",
+    "match_keys",
+    "open_checkpoint",
+    "read_state",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,6 +41,9 @@ class Checkpoint:
     keys: dict[str, str]
     """Model key (relative to the module the rule loads into) → checkpoint key."""
     name: str
+    metadata: Any = None
+    """The state dict's ``_metadata`` (module versions), where MMEngine passes it on: when
+    loading without a prefix."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,15 @@ class KeyMatch:
     """(model key, 'float16 → float32') for entries whose dtype is converted on load."""
     missing: tuple[str, ...]
     unexpected: tuple[str, ...]
+    hooks: tuple[str, ...] = ()
+    """Modules whose own load code the checkpoint goes through (then the rest is what
+    that code made of it)."""
+    renamed: tuple[tuple[str, str], ...] = ()
+    """(model key, checkpoint key) of entries the load code renamed."""
+    adapted: tuple[tuple[str, str], ...] = ()
+    """(model key, '(1, 197, 8) → (1, 577, 8)') of entries the load code reshaped."""
+    unchecked: str = ""
+    """Why the load code could not be dry-run (then every key may be written)."""
 
 
 def open_checkpoint(init: PretrainedInit, source: str) -> Checkpoint:
@@ -71,11 +92,18 @@ def open_checkpoint(init: PretrainedInit, source: str) -> Checkpoint:
     if init.prefix is None or "revise_keys" in init.model_fields_set:
         for pattern, replacement in init.revise_keys:
             keys = {re.sub(pattern, replacement, k): v for k, v in keys.items()}
-    return Checkpoint(reader, keys, init.checkpoint)
+    return Checkpoint(
+        reader, keys, init.checkpoint, reader.metadata if init.prefix is None else None
+    )
 
 
 def match_keys(module: nn.Module, checkpoint: Checkpoint) -> KeyMatch:
-    """Which entries load into ``module``; which are skipped, converted, missing, unexpected."""
+    """Which entries load into ``module``; which are skipped, converted, missing, unexpected.
+
+    When a module of the subtree has load code of its own, its effect is part of the
+    answer (learnt from a dry run; see :mod:`initschema.load_hooks`)."""
+    if hooks := hooked_modules(module):
+        return _match_through_hooks(module, checkpoint, tuple(hooks))
     own = module.state_dict(keep_vars=True)
     loaded, mismatched, converted = [], [], []
     for key, target in own.items():
@@ -96,6 +124,37 @@ def match_keys(module: nn.Module, checkpoint: Checkpoint) -> KeyMatch:
     unexpected = [k for k in checkpoint.keys if k not in own]
     return KeyMatch(tuple(loaded), tuple(mismatched), tuple(converted), tuple(missing),
                     tuple(unexpected))  # fmt: skip
+
+
+def _match_through_hooks(
+    module: nn.Module, checkpoint: Checkpoint, hooks: tuple[str, ...]
+) -> KeyMatch:
+    own = module.state_dict(keep_vars=True)
+    state = read_state(checkpoint)
+    try:
+        run = dry_run(module, state)
+    except Exception as error:  # user code, which may not work on meta tensors
+        return KeyMatch(
+            tuple(own), (), (), (), (), hooks, unchecked=f"{type(error).__name__}: {error}"
+        )
+    loaded = tuple(k for k in own if k in run.loaded)
+    converted, adapted = [], []
+    for key in loaded:
+        value, original = run.loaded[key], state.get(run.renamed.get(key, key))
+        if value.dtype != own[key].dtype:
+            converted.append((key, f"{value.dtype} → {own[key].dtype}".replace("torch.", "")))
+        if isinstance(original, Tensor) and original.shape != own[key].shape:
+            adapted.append((key, f"{tuple(original.shape)} → {tuple(own[key].shape)}"))
+    renamed = tuple(
+        (k, checkpoint.keys.get(run.renamed[k], run.renamed[k])) for k in loaded if k in run.renamed
+    )
+    return KeyMatch(loaded, tuple(run.mismatched()), tuple(converted), tuple(run.missing),
+                    tuple(run.unexpected), hooks, renamed, tuple(adapted))  # fmt: skip
+
+
+def read_state(checkpoint: Checkpoint) -> OrderedDict[str, Any]:
+    """Every entry the rule maps, as the state dict MMEngine would hand the model."""
+    return checkpoint_state(checkpoint.reader, checkpoint.keys, checkpoint.metadata)
 
 
 def policy_problems(init: PretrainedInit, source: str, match: KeyMatch) -> list[Problem]:

@@ -128,7 +128,7 @@ def _written_by(provenance: Provenance | None) -> str:
     if provenance.kind == "call":
         return provenance.initializer
     if provenance.kind == "load":
-        return f"loaded by {provenance.initializer}"
+        return provenance.initializer
     return provenance.initializer
 
 
