@@ -301,18 +301,18 @@ class _Compiler:
         )
 
     def speculate(self, module: nn.Module, path: str) -> None:
-        marks = (len(self.actions), len(self.problems), len(self.rule_uses), len(self.load_lints))
+        # Its rules' layer lints stay (true whether or not it runs); its actions go.
+        actions, problems = len(self.actions), len(self.problems)
         initialized, reached = set(self.initialized), set(self.reached)
         self.speculative += 1
         try:
             self.compile_init_weights(module, path)
         finally:
             self.speculative -= 1
-        problems = self.problems[marks[1] :]
-        del self.actions[marks[0] :], self.problems[marks[1] :]
-        del self.rule_uses[marks[2] :], self.load_lints[marks[3] :]
+        deferred = self.problems[problems:]
+        del self.actions[actions:], self.problems[problems:]
         self.initialized, self.reached = initialized, reached | {id(module)}
-        self.deferred.extend(deferred_lints(type(module).__name__, problems))
+        self.deferred.extend(deferred_lints(type(module).__name__, deferred))
 
     def emit_rule(self, module: nn.Module, path: str, rule: Rule) -> None:
         init = rule.init
