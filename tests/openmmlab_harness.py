@@ -14,10 +14,10 @@ checkpoint that ``--prepare`` builds with unpatched MMEngine, so both engines lo
 
 ``FILE.pt`` holds, per SPEC, ``{"state", "rng", "error", "foreign", "seconds"}``: the state
 dict after ``init_weights`` (detached clones, or with ``--state digest`` a per-tensor
-``(dtype, shape, blake2b, mean, std)`` row, small enough for 40 models), the CPU RNG state
-after it, ``None`` or ``"ExcType: message"``, and what of MMEngine's own init code the
-initschema engine still reached (its ``BaseModule`` in the model, its init functions in
-module globals). One failing model never hides the others.
+``(dtype, shape, blake2b, mean, std)`` row, small enough for 60 models), the CPU RNG state
+after it, ``None`` or ``"ExcType: message"`` (then also a ``"traceback"``), and what of
+MMEngine's own init code the initschema engine still reached (its ``BaseModule`` in the
+model, its init functions in module globals). One failing model never hides the others.
 
 The imports need care: ``mmdet``'s and ``mmseg``'s ``__init__`` assert ``mmcv < 2.2.0``,
 ``mmpretrain``'s imports its whole API, and ``mmcv-lite`` has no compiled ops. So the three
@@ -83,14 +83,14 @@ def _register_bare_package(name: str) -> None:
         raise ImportError(f"{name} is not installed; see tests/requirements-openmmlab.txt")
     package = types.ModuleType(name)
     package.__path__ = list(spec.submodule_search_locations)
-    package.__file__ = spec.origin
-    package.__spec__ = spec
-    package.__package__ = name
-    sys.modules[name] = package
     import mmcv
     import mmengine
     from mmengine.utils import digit_version
 
+    package.__file__ = spec.origin
+    package.__spec__ = spec
+    package.__package__ = name
+    sys.modules[name] = package
     # What model code imports from the package itself (``from mmdet import mmcv_version``).
     package.__version__ = importlib.import_module(f"{name}.version").__version__  # type: ignore[attr-defined]
     package.digit_version = digit_version  # type: ignore[attr-defined]
@@ -99,17 +99,23 @@ def _register_bare_package(name: str) -> None:
 
 
 class _StubMeta(type):
-    """Any attribute of a stub class is another stub class (``InterpolationMode.BILINEAR``)."""
+    """A stub class: it may be subclassed (``class X(transforms.RandomResizedCrop)``), any
+    attribute is another stub (``InterpolationMode.BILINEAR``), calling it raises."""
 
     def __getattr__(cls, attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
         return _StubMeta(attr, (), {"__module__": cls.__module__})
 
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(
+            f"{cls.__module__}.{cls.__name__} is a stub of openmmlab_harness "
+            f"(no compiled mmcv ops, no torchvision); building or initializing called it"
+        )
+
 
 class _StubModule(types.ModuleType):
-    """A module whose every attribute is a stub class, which may be subclassed or called;
-    calling a function-like stub does nothing useful, and nothing in init_weights does."""
+    """A module whose every attribute is a stub class."""
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
@@ -146,8 +152,23 @@ def _install_stubs() -> None:
     wheels do not import beside every torch, and mmpretrain imports it at module level.
     """
     sys.modules.setdefault("mmcv._ext", _StubModule("mmcv._ext"))
-    if importlib.util.find_spec("torchvision") is None:
+    try:
+        import torchvision  # noqa: F401
+    except Exception:
+        for name in [m for m in sys.modules if m.split(".")[0] == "torchvision"]:
+            del sys.modules[name]
         sys.meta_path.insert(0, _StubFinder("torchvision"))
+
+
+def _offline() -> None:
+    """A checkpoint this script failed to make local fails at once, not after a DNS timeout."""
+    import socket
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("openmmlab_harness runs offline: a checkpoint still needs the network")
+
+    socket.getaddrinfo = refuse  # type: ignore[assignment]
+    socket.socket.connect = refuse  # type: ignore[method-assign]
 
 
 def _patch_mmengine() -> dict[str, Any]:
@@ -179,7 +200,7 @@ def _patch_mmengine() -> dict[str, Any]:
 
 
 def _import_models(packages: Sequence[str]) -> None:
-    for name in packages:
+    for name in PACKAGES:  # all three: mmpretrain's models import mmdet's
         _register_bare_package(name)
     for name in packages:
         importlib.import_module(f"{name}.models")
@@ -277,8 +298,15 @@ def _ckpt_file(ckpt_dir: Path, spec: str, module_path: str = "") -> Path:
 
 
 def _build_for_ckpt(package: str, model_cfg: Any) -> nn.Module:
+    """The model a checkpoint is made from, every float tensor drawn anew: a constructor's
+    zeros (ViT's pos_embed) would make a skipped entry look loaded."""
     torch.manual_seed(CKPT_SEED)
-    return _build(package, model_cfg)
+    model = _build(package, model_cfg)
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.normal_()
+    return model
 
 
 def _state(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -478,6 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)  # two engines run side by side; also keeps results comparable
+    _offline()
     _install_stubs()
     _quiet()
     if args.prepare:
