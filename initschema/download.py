@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .errors import InitCfgError
+from .errors import InitCfgError, did_you_mean
 
 __all__ = ["ProgressBar", "cache_dir", "resolve_checkpoint"]
 
@@ -60,8 +60,6 @@ def url_for(name: str, where: str) -> str:
     if _SCHEMES[scheme] == "open-mmlab":
         key = _table()["open-mmlab aliases"].get(key, key)
     if key not in table:
-        from .errors import did_you_mean
-
         raise InitCfgError.single(
             where,
             f"unknown checkpoint name {name!r}{did_you_mean(key, table) or ';'} known "

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import join_path
+from .functional import write_tensor
 from .initializers import WeightInit
 from .load_hooks import load_through_hooks
 from .plan import Action, InitPlan
@@ -230,11 +231,11 @@ def _write(
         if tensor.is_meta and (seed is None or last.get(path) == index):
             tensor = recorder.materialize(action.target, name)
         if seed is None:
-            init.write_tensor(name, tensor)
+            write_tensor(init, name, tensor)
         elif last.get(path) == index:
             generator = torch.Generator(device=tensor.device)
             generator.manual_seed(seed_for(seed, full))
-            init.write_tensor(name, tensor, generator)
+            write_tensor(init, name, tensor, generator)
         else:
             continue
         recorder.record(full, tensor, replace(entry, initializer=init.describe_tensor(name)))

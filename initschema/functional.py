@@ -13,9 +13,19 @@ import math
 import warnings
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import Tensor, nn
+
+from .builtin_initializers import (
+    Caffe2XavierInit,
+    ConstantInit,
+    KaimingInit,
+    NormalInit,
+    TruncNormalInit,
+    UniformInit,
+    XavierInit,
+)
+from .initializers import KERNELS, WeightInit, prior_bias
 
 __all__ = [
     "bias_init_with_prob",
@@ -26,6 +36,7 @@ __all__ = [
     "trunc_normal_",
     "trunc_normal_init",
     "uniform_init",
+    "write_tensor",
     "xavier_init",
 ]
 
@@ -181,9 +192,69 @@ def caffe2_xavier_init(
 
 
 def bias_init_with_prob(prior_prob: float) -> float:
-    """The bias ``-log((1-p)/p)`` making a sigmoid output ``p`` (focal loss, Lin et al. 2017)."""
-    if not 0 < prior_prob < 1:
-        raise ValueError(f"prior_prob must be in (0, 1), got {prior_prob!r}")
-    # numpy's log, as MMEngine computes it: math.log differs by one ulp for some priors
-    # (numpy's is SIMD code), and float64 models would then differ in the last bit.
-    return float(-np.log((1 - prior_prob) / prior_prob))
+    """The bias ``-log((1-p)/p)`` making a sigmoid output ``p`` (focal loss, Lin et al. 2017),
+    with numpy's log, bit for bit as MMEngine computes it."""
+    return prior_bias(prior_prob)
+
+
+def write_tensor(
+    init: WeightInit, name: str, tensor: Tensor, generator: torch.Generator | None = None
+) -> None:
+    """Write one tensor of a module as ``init`` says: ``'weight'`` by its formula (its
+    ``init_weight``), ``'bias'`` with its constant."""
+    if name == "weight":
+        init.init_weight(tensor, generator)
+    else:
+        nn.init.constant_(tensor, init.bias_value)
+
+
+# The built-in initializers' formulas (their ``init_weight``), registered by class.
+
+
+def _constant(init: ConstantInit, weight: Tensor, generator: torch.Generator | None) -> None:
+    nn.init.constant_(weight, init.val)
+
+
+def _xavier(init: XavierInit, weight: Tensor, generator: torch.Generator | None) -> None:
+    xavier = nn.init.xavier_uniform_ if init.distribution == "uniform" else nn.init.xavier_normal_
+    xavier(weight, gain=init.gain, generator=generator)
+
+
+def _normal(init: NormalInit, weight: Tensor, generator: torch.Generator | None) -> None:
+    nn.init.normal_(weight, init.mean, init.std, generator=generator)
+
+
+def _trunc_normal(init: TruncNormalInit, weight: Tensor, generator: torch.Generator | None) -> None:
+    trunc_normal_(weight, init.mean, init.std, init.a, init.b, generator=generator)
+
+
+def _uniform(init: UniformInit, weight: Tensor, generator: torch.Generator | None) -> None:
+    nn.init.uniform_(weight, init.a, init.b, generator=generator)
+
+
+def _kaiming(init: KaimingInit, weight: Tensor, generator: torch.Generator | None) -> None:
+    kaiming = (
+        nn.init.kaiming_uniform_ if init.distribution == "uniform" else nn.init.kaiming_normal_
+    )
+    kaiming(weight, a=init.a, mode=init.mode, nonlinearity=init.nonlinearity, generator=generator)
+
+
+def _caffe2_xavier(
+    init: Caffe2XavierInit, weight: Tensor, generator: torch.Generator | None
+) -> None:
+    nn.init.kaiming_uniform_(
+        weight, a=1, mode="fan_in", nonlinearity="leaky_relu", generator=generator
+    )
+
+
+KERNELS.update(
+    {
+        ConstantInit: _constant,
+        XavierInit: _xavier,
+        NormalInit: _normal,
+        TruncNormalInit: _trunc_normal,
+        UniformInit: _uniform,
+        KaimingInit: _kaiming,
+        Caffe2XavierInit: _caffe2_xavier,
+    }
+)

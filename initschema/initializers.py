@@ -1,35 +1,36 @@
-"""One frozen pydantic model per initializer; each knows how to write one module.
+"""The initializer models: the base classes, overrides, and parsing one rule.
 
-The models are the documentation: every field is typed, range-checked and
+This is the config language (with :mod:`~initschema.registry`,
+:mod:`~initschema.builtin_initializers`, :mod:`~initschema.cfg` and
+:mod:`~initschema.schema`): pydantic only, no torch at import time, so a config can be
+validated by an editor, a pre-commit hook or ``initschema validate`` at pydantic's
+speed. The models are the documentation: every field is typed, range-checked and
 described, and the same models produce the JSON Schema and the Hydra configs.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
-import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from torch import Tensor, nn
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import InitCfgError, problems_from_validation
-from .functional import bias_init_with_prob, trunc_normal_
+from . import _runtime
+from .errors import InitCfgError, Problem, join_path, problems_from_validation
 from .registry import WEIGHT_INITIALIZERS
 
 __all__ = [
-    "Caffe2XavierInit",
-    "ConstantInit",
+    "CONFIG_PATH",
+    "KERNELS",
     "Initializer",
-    "KaimingInit",
-    "NormalInit",
+    "Number",
     "Override",
-    "PretrainedInit",
-    "TruncNormalInit",
-    "UniformInit",
     "WeightInit",
-    "XavierInit",
+    "parse_overrides",
+    "parse_rule",
+    "prior_bias",
 ]
 
 CONFIG_PATH: ContextVar[str] = ContextVar("initschema_config_path", default="")
@@ -38,22 +39,20 @@ CONFIG_PATH: ContextVar[str] = ContextVar("initschema_config_path", default="")
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 """An int or a float (not a bool, not a string), finite."""
 
-Nonlinearity = Literal[
-    "linear",
-    "conv1d",
-    "conv2d",
-    "conv3d",
-    "conv_transpose1d",
-    "conv_transpose2d",
-    "conv_transpose3d",
-    "sigmoid",
-    "tanh",
-    "relu",
-    "leaky_relu",
-    "selu",
-]
-Mode = Literal["fan_in", "fan_out"]
-Distribution = Literal["normal", "uniform"]
+KERNELS: dict[type, Callable[[Any, Any, Any], None]] = {}
+"""``init_weight`` of the built-in initializers, by class: filled by
+:mod:`initschema.functional` (the torch layer) when it is imported."""
+
+
+def prior_bias(prior_prob: float) -> float:
+    """The bias ``-log((1-p)/p)`` making a sigmoid output ``p`` (focal loss, Lin et al. 2017).
+
+    numpy's log, as MMEngine computes it: ``math.log`` differs by one ulp for some priors
+    (numpy's is SIMD code), and float64 models would then differ in the last bit.
+    """
+    if not 0 < prior_prob < 1:
+        raise ValueError(f"prior_prob must be in (0, 1), got {prior_prob!r}")
+    return float(-np.log((1 - prior_prob) / prior_prob))
 
 
 class Initializer(BaseModel):
@@ -81,15 +80,11 @@ class Initializer(BaseModel):
     @field_validator("override", mode="before")
     @classmethod
     def _override_forms(cls, value: Any) -> Any:
-        from .cfg import parse_overrides
-
         return parse_overrides(value, "override")
 
-    def __call__(self, module: nn.Module) -> None:
+    def __call__(self, module: Any) -> None:
         """Apply this rule to ``module`` as MMEngine's ``initialize(module, rule)`` would."""
-        from .plan import compile_plan
-
-        compile_plan(module, self).execute()
+        _runtime.engine().apply(self, module)
 
     def arguments(self) -> dict[str, Any]:
         """The initializer's own arguments (everything but ``layer`` and ``override``)."""
@@ -125,6 +120,9 @@ class Initializer(BaseModel):
         if "layer" in type(self).model_fields:
             update["layer"] = None
         return self.model_copy(update=update)
+
+
+WEIGHT_INITIALIZERS.base = Initializer
 
 
 class Override(BaseModel):
@@ -171,7 +169,7 @@ class WeightInit(Initializer):
     @property
     def bias_value(self) -> float:
         """The bias actually written: from ``bias_prob`` when it is given, else ``bias``."""
-        return bias_init_with_prob(self.bias_prob) if self.bias_prob is not None else self.bias
+        return prior_bias(self.bias_prob) if self.bias_prob is not None else self.bias
 
     def describe_tensor(self, name: str) -> str:
         """What this rule writes into the tensor ``name`` (``'weight'`` or ``'bias'``)."""
@@ -179,20 +177,20 @@ class WeightInit(Initializer):
             return f"constant {self.bias_value:g} ({self.describe()})"
         return self.describe()
 
-    def init_weight(self, weight: Tensor, generator: torch.Generator | None = None) -> None:
-        """Write ``weight`` in place. Subclasses implement this."""
+    def init_weight(self, weight: Any, generator: Any = None) -> None:
+        """Write the tensor ``weight`` in place (from ``generator``, a ``torch.Generator``,
+        when given). Subclasses implement this; the built-ins' kernels live in
+        :mod:`initschema.functional`."""
+        for cls in type(self).__mro__:
+            if kernel := KERNELS.get(cls):
+                kernel(self, weight, generator)
+                return
+        if not KERNELS:  # the torch layer is not loaded yet: it registers the kernels
+            _runtime.engine()
+            return self.init_weight(weight, generator)
         raise NotImplementedError(f"{type(self).__qualname__} must implement init_weight")
 
-    def write_tensor(
-        self, name: str, tensor: Tensor, generator: torch.Generator | None = None
-    ) -> None:
-        """Write one tensor of a module: ``'weight'`` by the formula, ``'bias'`` by constant."""
-        if name == "weight":
-            self.init_weight(tensor, generator)
-        else:
-            nn.init.constant_(tensor, self.bias_value)
-
-    def matches(self, module: nn.Module) -> bool:
+    def matches(self, module: object) -> bool:
         """Whether ``layer`` names ``module``'s class or one of its class's direct bases."""
         if not self.layer:
             return False
@@ -206,205 +204,162 @@ class WeightInit(Initializer):
         checked at compile time); subclasses add their own."""
         return [("bias", self.bias_value)] if name == "bias" else []
 
-    def problems(self, module: nn.Module) -> list[str]:
-        """Why writing ``module`` would fail (checked at compile time, before any write)."""
-        found = []
-        for name in ("weight", "bias"):
-            value = getattr(module, name, None)
-            if value is not None and not isinstance(value, Tensor):
-                found.append(
-                    f"{type(module).__name__}.{name} is a {type(value).__name__}, not a tensor, "
-                    f"so {self.type_name} cannot write it"
-                )
-        for name in ("weight", "bias"):
-            tensor = getattr(module, name, None)
-            if not isinstance(tensor, Tensor):
-                continue
-            info = torch.finfo(tensor.dtype) if tensor.is_floating_point() else None
-            for what, value in self.constants(name):
-                if info is not None and abs(value) > info.max:
-                    found.append(
-                        f"{what}={value:g} does not fit {type(module).__name__}.{name} "
-                        f"({str(tensor.dtype).removeprefix('torch.')}, at most {info.max:g})"
-                    )
-        weight = getattr(module, "weight", None)
-        if self.fan_based and isinstance(weight, Tensor) and weight.dim() < 2:
-            found.append(
-                f"{self.type_name} needs fan-in/fan-out, which a weight of shape "
-                f"{tuple(weight.shape)} ({type(module).__name__}) does not have; select this "
-                f"module with `layer` or give it its own override rule"
+
+def parse_rule(
+    obj: Any,
+    path: str,
+    problems: list[Problem],
+    *,
+    nested: bool = False,
+    override_paths: list[str] | None = None,
+) -> Initializer | None:
+    """One rule dict (or typed object) as its typed initializer; problems are appended to
+    ``problems`` with their config paths, and then None is returned."""
+    if isinstance(obj, Initializer):
+        return obj
+    if not isinstance(obj, Mapping):
+        problems.append(
+            Problem(path, f"a rule must be a dict with a 'type', got {type(obj).__name__} {obj!r}.")
+        )
+        return None
+    data = dict(obj)
+    if "type" not in data:
+        problems.append(
+            Problem(
+                path,
+                f"the rule has no 'type'; add one of {', '.join(WEIGHT_INITIALIZERS)} "
+                f"(got keys {sorted(map(str, data))}).",
             )
-        return found
-
-
-def _register(name: str) -> Any:
-    def decorator(cls: type[Initializer]) -> type[Initializer]:
-        return WEIGHT_INITIALIZERS.register(cls, name)
-
-    return decorator
-
-
-@_register("Constant")
-class ConstantInit(WeightInit):
-    """Fill weights with ``val``."""
-
-    val: Number = Field(description="Value to fill every written weight with.")
-
-    def constants(self, name: str) -> list[tuple[str, float]]:
-        return [("val", self.val)] if name == "weight" else super().constants(name)
-
-    def init_weight(self, weight: Tensor, generator: torch.Generator | None = None) -> None:
-        nn.init.constant_(weight, self.val)
-
-
-@_register("Xavier")
-class XavierInit(WeightInit):
-    """Glorot & Bengio (2010): ``std = gain·√(2/(fan_in+fan_out))``."""
-
-    fan_based: ClassVar[bool] = True
-    gain: Number = Field(default=1, ge=0, description="Scaling factor.")
-    distribution: Distribution = Field(default="normal", description="normal or uniform.")
-
-    def init_weight(self, weight: Tensor, generator: torch.Generator | None = None) -> None:
-        if self.distribution == "uniform":
-            nn.init.xavier_uniform_(weight, gain=self.gain, generator=generator)
+        )
+        return None
+    kind = data.pop("type")
+    try:
+        cls = WEIGHT_INITIALIZERS.get(kind)
+    except KeyError:
+        if isinstance(kind, type) and issubclass(kind, Initializer):
+            cls = kind
         else:
-            nn.init.xavier_normal_(weight, gain=self.gain, generator=generator)
-
-
-@_register("Normal")
-class NormalInit(WeightInit):
-    """Draw weights from ``N(mean, std²)``."""
-
-    mean: Number = Field(default=0, description="Mean of the normal distribution.")
-    std: Number = Field(default=1, ge=0, description="Standard deviation (≥ 0).")
-
-    def init_weight(self, weight: Tensor, generator: torch.Generator | None = None) -> None:
-        nn.init.normal_(weight, self.mean, self.std, generator=generator)
-
-
-@_register("TruncNormal")
-class TruncNormalInit(WeightInit):
-    """Draw weights from ``N(mean, std²)`` truncated to ``[a, b]``."""
-
-    mean: Number = Field(default=0, description="Mean of the normal distribution.")
-    std: Number = Field(default=1, gt=0, description="Standard deviation (> 0).")
-    a: Number = Field(default=-2, description="Lower cutoff (absolute value, not in stds).")
-    b: Number = Field(default=2, description="Upper cutoff (absolute value, not in stds).")
-
-    @model_validator(mode="after")
-    def _bounds(self) -> TruncNormalInit:
-        if not self.a < self.b:
-            raise ValueError(f"TruncNormal needs a < b, got a={self.a!r}, b={self.b!r}.")
-        return self
-
-    def init_weight(self, weight: Tensor, generator: torch.Generator | None = None) -> None:
-        trunc_normal_(weight, self.mean, self.std, self.a, self.b, generator=generator)
-
-
-@_register("Uniform")
-class UniformInit(WeightInit):
-    """Draw weights from ``U(a, b)``."""
-
-    a: Number = Field(default=0, description="Lower bound.")
-    b: Number = Field(default=1, description="Upper bound (≥ a).")
-
-    def constants(self, name: str) -> list[tuple[str, float]]:
-        if name == "weight":
-            return [("a", self.a), ("b", self.b), ("b - a", self.b - self.a)]
-        return super().constants(name)
-
-    @model_validator(mode="after")
-    def _bounds(self) -> UniformInit:
-        if not self.a <= self.b:
-            raise ValueError(f"Uniform needs a <= b, got a={self.a!r}, b={self.b!r}.")
-        return self
-
-    def init_weight(self, weight: Tensor, generator: torch.Generator | None = None) -> None:
-        nn.init.uniform_(weight, self.a, self.b, generator=generator)
-
-
-@_register("Kaiming")
-class KaimingInit(WeightInit):
-    """He et al. (2015): ``std = gain(nonlinearity, a)/√fan``."""
-
-    fan_based: ClassVar[bool] = True
-    a: Number = Field(default=0, description="Negative slope of the rectifier (leaky_relu).")
-    mode: Mode = Field(default="fan_out", description="fan_in or fan_out.")
-    nonlinearity: Nonlinearity = Field(default="relu", description="torch.nn.init gain name.")
-    distribution: Distribution = Field(default="normal", description="normal or uniform.")
-
-    def init_weight(self, weight: Tensor, generator: torch.Generator | None = None) -> None:
-        kaiming = (
-            nn.init.kaiming_uniform_ if self.distribution == "uniform" else nn.init.kaiming_normal_
+            problems.append(
+                Problem(join_path(path, "type"), WEIGHT_INITIALIZERS.unknown_message(kind))
+            )
+            return None
+    before = len(problems)
+    if "override" in data:
+        if nested:
+            problems.append(
+                Problem(
+                    join_path(path, "override"), "an override cannot have overrides of its own."
+                )
+            )
+            return None
+        data["override"] = parse_overrides(
+            data["override"], join_path(path, "override"), problems, override_paths
         )
-        kaiming(
-            weight, a=self.a, mode=self.mode, nonlinearity=self.nonlinearity, generator=generator
+    bad_keys = [key for key in data if not isinstance(key, str)]
+    if bad_keys:
+        problems.append(Problem(path, f"keys must be strings, got {bad_keys!r}."))
+        return None
+    token = CONFIG_PATH.set(path)
+    try:
+        init = cls(**data)
+    except InitCfgError as error:
+        problems.extend(error.problems)
+        return None
+    finally:
+        CONFIG_PATH.reset(token)
+    return init if len(problems) == before else None
+
+
+def parse_overrides(
+    value: Any,
+    path: str,
+    problems: list[Problem] | None = None,
+    paths: list[str] | None = None,
+) -> tuple[Override, ...]:
+    """Parse an ``override`` value: a dict, a list of dicts, or a mapping keyed by submodule name.
+
+    Without ``problems`` to append to, raises :class:`InitCfgError` itself; ``paths``, when
+    given, receives the config path of each override returned.
+    """
+    own = problems is None
+    found: list[Problem] = [] if problems is None else problems
+    items: list[tuple[str, Any]] = []
+    if value is None:
+        pass
+    elif isinstance(value, Override):
+        items.append((path, value))
+    elif isinstance(value, Mapping) and (
+        "name" in value or any(not isinstance(v, Mapping | None) for v in value.values())
+    ):
+        items.append((path, value))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            item_path = join_path(path, str(key))
+            if item is None:
+                continue
+            if not isinstance(item, Mapping):
+                found.append(Problem(item_path, f"an override must be a dict, got {item!r}."))
+            elif item.get("name", key) != key:
+                found.append(
+                    Problem(
+                        join_path(item_path, "name"),
+                        f"name {item['name']!r} differs from its key {key!r}; drop 'name' "
+                        f"or make them equal.",
+                    )
+                )
+            else:
+                items.append((item_path, {**item, "name": key}))
+    elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        items.extend((join_path(path, i), item) for i, item in enumerate(value))
+    else:
+        found.append(Problem(path, f"override must be a dict or a list of dicts, got {value!r}."))
+    overrides = []
+    for item_path, item in items:
+        override = _parse_override(item, item_path, found)
+        if override is not None:
+            overrides.append(override)
+            if paths is not None:
+                paths.append(item_path)
+    if own and found:
+        raise InitCfgError(found)
+    return tuple(overrides)
+
+
+def _parse_override(obj: Any, path: str, problems: list[Problem]) -> Override | None:
+    if isinstance(obj, Override):
+        return obj
+    if not isinstance(obj, Mapping):
+        problems.append(Problem(path, f"an override must be a dict, got {obj!r}."))
+        return None
+    data = dict(obj)
+    name = data.pop("name", None)
+    if name is None:
+        problems.append(
+            Problem(
+                path,
+                f"an override needs 'name', the attribute name of the submodule it "
+                f"initializes (got {dict(obj)!r}).",
+            )
         )
-
-
-@_register("Caffe2Xavier")
-class Caffe2XavierInit(WeightInit):
-    """Caffe2's "Xavier": Kaiming(a=1, mode='fan_in', nonlinearity='leaky_relu', uniform)."""
-
-    fan_based: ClassVar[bool] = True
-
-    def init_weight(self, weight: Tensor, generator: torch.Generator | None = None) -> None:
-        nn.init.kaiming_uniform_(
-            weight, a=1, mode="fan_in", nonlinearity="leaky_relu", generator=generator
+        return None
+    if not isinstance(name, str) or not name:
+        problems.append(
+            Problem(join_path(path, "name"), f"name must be a non-empty string, got {name!r}.")
         )
-
-
-@_register("Pretrained")
-class PretrainedInit(Initializer):
-    """Load a checkpoint into the module (missing keys keep their values)."""
-
-    checkpoint: str = Field(
-        min_length=1,
-        description="A checkpoint: a .pth/.pt/.bin or .safetensors file, a sharded index "
-        "(*.safetensors.index.json, *.bin.index.json), a directory holding one, an "
-        "http(s):// URL (downloaded once into the cache), torchvision://NAME or "
-        "open-mmlab://NAME.",
-    )
-    prefix: str | None = Field(
-        default=None,
-        description="Load only the checkpoint keys under this prefix (e.g. 'backbone.'), "
-        "with the prefix removed.",
-    )
-    map_location: str | None = Field(default="cpu", description="Where tensors are read to.")
-    revise_keys: tuple[tuple[str, str], ...] = Field(
-        default=((r"^module\.", ""),),
-        description="(regex, replacement) pairs applied in order to every checkpoint key; by "
-        "default a leading 'module.' (DDP) is stripped. Without an explicit value they apply "
-        "only when there is no prefix, as in MMEngine.",
-    )
-    allow_pickle: Annotated[bool, Field(strict=True)] = Field(
-        default=False,
-        description="Unpickle arbitrary objects in torch checkpoints (weights_only=False). "
-        "Only for files you trust: unpickling can run code.",
-    )
-    on_mismatch: Literal["skip", "error"] = Field(
-        default="skip",
-        description="A checkpoint entry whose shape differs from the model's: skip it with a "
-        "warning (MMEngine's behaviour), or make it an error.",
-    )
-    strict: Annotated[bool, Field(strict=True)] = Field(
-        default=False,
-        description="Demand that every model key is in the checkpoint and every checkpoint key "
-        "in the model.",
-    )
-
-    @field_validator("revise_keys")
-    @classmethod
-    def _patterns_compile(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
-        for pattern, _ in value:
-            try:
-                re.compile(pattern)
-            except re.error as error:
-                raise ValueError(
-                    f"revise_keys pattern {pattern!r} is not a regex: {error}"
-                ) from None
-        return value
+        return None
+    if not data:
+        return Override(name=name)
+    if "type" not in data:
+        problems.append(
+            Problem(
+                path,
+                f"an override with arguments needs 'type' (got {sorted(map(str, data))}); "
+                f"add a type, or give only 'name' to reuse the parent rule.",
+            )
+        )
+        return None
+    init = parse_rule(data, path, problems, nested=True)
+    return Override(name=name, init=init) if init is not None else None
 
 
 Initializer.model_rebuild()

@@ -12,16 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import did_you_mean, join_path
+from .errors import Problem, did_you_mean, join_path
+from .plan import InitPlan, last_writers
+from .report import possibly_uninitialized
 
 if TYPE_CHECKING:
-    from torch import nn
-
-    from .errors import Problem
-    from .plan import Action, _Compiler
     from .pretrained import KeyMatch
 
-__all__ = ["Lint", "deferred_lints", "find_lints", "possibly_uninitialized"]
+__all__ = ["Lint", "deferred_lints", "find_lints"]
 
 logger = logging.getLogger("initschema")
 
@@ -136,15 +134,6 @@ def deferred_lints(owner: str, problems: Sequence[Problem]) -> list[Lint]:
     ]
 
 
-def possibly_uninitialized(owner: nn.Module) -> bool:
-    """Whether a tensor of ``owner`` that nothing writes may hold uninitialized memory: its
-    class is not one of torch's own modules and has no ``reset_parameters`` (built-in
-    modules fill their tensors when built; ``torch.empty`` in user code does not)."""
-    return not type(owner).__module__.startswith("torch.") and not callable(
-        getattr(owner, "reset_parameters", None)
-    )
-
-
 def _more(items: tuple[Any, ...] | list[Any]) -> str:
     return f", and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
 
@@ -153,40 +142,51 @@ def _names(items: tuple[str, ...] | list[str]) -> str:
     return ", ".join(items[:_SHOWN]) + _more(items)
 
 
-def find_lints(compiler: _Compiler, *, init_weights_mode: bool, log: bool = True) -> list[Lint]:
-    """All lints of a finished compile, logged on the ``initschema`` logger unless ``log``
-    is False."""
+def find_lints(
+    plan: InitPlan,
+    *,
+    init_weights_mode: bool,
+    already_initialized: bool = False,
+    deferred: Sequence[Lint] = (),
+    log: bool = True,
+) -> list[Lint]:
+    """All lints of a plan, from its public data (plus what only the compiler knew: that the
+    root was already initialized, and the problems it deferred), logged on the
+    ``initschema`` logger unless ``log`` is False."""
     lints: list[Lint] = []
-    if compiler.already_initialized:
+    if already_initialized:
         lints.append(
             Lint(
                 "already-initialized",
                 "",
-                f"{type(compiler.root).__name__} is already initialized (is_init is True); "
+                f"{type(plan.module).__name__} is already initialized (is_init is True); "
                 f"init_weights() does nothing.",
             )
         )
-    lints += compiler.deferred
-    lints += _layer_lints(compiler)
+    lints += deferred
+    lints += _layer_lints(plan)
     if init_weights_mode:
-        lints += _unreachable_lints(compiler)
-    lints += compiler.load_lints
-    lints += _shadowed_lints(compiler)
-    lints += _default_lints(compiler)
-    lints += _meta_lints(compiler)
+        lints += _unreachable_lints(plan)
+    for action in plan.actions:
+        if action.kind == "load" and action.match is not None and action.init is not None:
+            checkpoint = getattr(action.init, "checkpoint", "")
+            lints += Lint.for_load(action.source, checkpoint, action.module, action.match)
+    lints += _shadowed_lints(plan)
+    lints += _default_lints(plan)
+    lints += _meta_lints(plan)
     for lint in lints if log else ():
         logger.log(logging.WARNING if lint.level == "warning" else logging.INFO, "%s", lint)
     return lints
 
 
-def _layer_lints(compiler: _Compiler) -> list[Lint]:
+def _layer_lints(plan: InitPlan) -> list[Lint]:
     lints: list[Lint] = []
     seen: set[tuple[str, str]] = set()
-    for rule, module, path in compiler.rule_uses:
-        layer = getattr(rule.init, "layer", None)
+    for rule in plan.rules:
+        layer, path = rule.layer, rule.module
         where = f"module '{path}'" if path else "the model"
         if not layer:
-            if not rule.init.override and (rule.source, "") not in seen:
+            if not rule.has_override and (rule.source, "") not in seen:
                 seen.add((rule.source, ""))
                 lints.append(
                     Lint(
@@ -198,7 +198,7 @@ def _layer_lints(compiler: _Compiler) -> list[Lint]:
                 )
             continue
         classes: set[str] = set()
-        for sub in module.modules():
+        for sub in plan.module.get_submodule(path).modules():
             cls = type(sub)
             classes.update([cls.__name__, *(b.__name__ for b in cls.__bases__)])
         unmatched = [name for name in layer if name not in classes]
@@ -235,15 +235,15 @@ def _under(path: str, roots: list[str]) -> bool:
     return any(root == "" or path == root or path.startswith(root + ".") for root in roots)
 
 
-def _unreachable_lints(compiler: _Compiler) -> list[Lint]:
-    from .module import BaseModule
-
+def _unreachable_lints(plan: InitPlan) -> list[Lint]:
+    reached = {a.module for a in plan.actions if a.kind in ("mark", "call")}
+    opaque = [a.module for a in plan.actions if a.kind == "call"]
     lints = []
-    modules = dict(compiler.root.named_modules())
+    modules = dict(plan.module.named_modules())
     for path, module in modules.items():
-        if not isinstance(module, BaseModule) or not module.init_cfg:
+        if not getattr(type(module), "_initschema_base_module", False) or not module.init_cfg:
             continue
-        if id(module) in compiler.reached or module.is_init or _under(path, compiler.opaque):
+        if path in reached or module.is_init or _under(path, opaque):
             continue
         parent_path = path
         while "." in parent_path:
@@ -266,26 +266,16 @@ def _unreachable_lints(compiler: _Compiler) -> list[Lint]:
     return lints
 
 
-def last_writers(actions: Sequence[Action]) -> dict[str, int]:
-    """For each tensor written (by a rule or a checkpoint), the index of the last action."""
-    return {
-        path: index
-        for index, action in enumerate(actions)
-        if action.kind in ("write", "load")
-        for path in action.params
-    }
-
-
-def _shadowed_lints(compiler: _Compiler) -> list[Lint]:
-    last = last_writers(compiler.actions)
+def _shadowed_lints(plan: InitPlan) -> list[Lint]:
+    last = last_writers(plan.actions)
     by_source: dict[str, list[int]] = {}
-    for index, action in enumerate(compiler.actions):
+    for index, action in enumerate(plan.actions):
         if action.kind in ("write", "load"):
             by_source.setdefault(action.source, []).append(index)
     lints = []
     for source, indices in by_source.items():
-        params = [p for i in indices for p in compiler.actions[i].params]
-        winners = {compiler.actions[last[p]].source for p in params}
+        params = [p for i in indices for p in plan.actions[i].params]
+        winners = {plan.actions[last[p]].source for p in params}
         if params and source not in winners:
             lints.append(
                 Lint(
@@ -300,13 +290,14 @@ def _shadowed_lints(compiler: _Compiler) -> list[Lint]:
     return lints
 
 
-def _default_lints(compiler: _Compiler) -> list[Lint]:
-    written = {p for a in compiler.actions for p in a.params}
+def _default_lints(plan: InitPlan) -> list[Lint]:
+    written = {p for a in plan.actions for p in a.params}
+    canonical = {id(t): p for p, t in plan.module.named_parameters()}
     default: list[str] = []
     unknown: list[str] = []
-    for owner_path, owner in compiler.root.named_modules():
+    for owner_path, owner in plan.module.named_modules():
         for name, tensor in owner.named_parameters(recurse=False):
-            path = compiler.tensor_paths.get(id(tensor), join_path(owner_path, name))
+            path = canonical.get(id(tensor), join_path(owner_path, name))
             if path in written or path != join_path(owner_path, name):
                 continue
             (unknown if possibly_uninitialized(owner) else default).append(path)
@@ -335,9 +326,9 @@ def _default_lints(compiler: _Compiler) -> list[Lint]:
     return lints
 
 
-def _meta_lints(compiler: _Compiler) -> list[Lint]:
-    written = last_writers(compiler.actions)
-    tensors = [*compiler.root.named_parameters(), *compiler.root.named_buffers()]
+def _meta_lints(plan: InitPlan) -> list[Lint]:
+    written = last_writers(plan.actions)
+    tensors = [*plan.module.named_parameters(), *plan.module.named_buffers()]
     left = [p for p, t in tensors if t.is_meta and p not in written]
     if not left:
         return []

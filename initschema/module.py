@@ -17,11 +17,15 @@ from typing import Any
 
 from torch import nn
 
+from . import _runtime
 from .cfg import parse_init_cfg
+from .compiler import compile_init_weights, compile_plan, has_own_init_weights
 from .errors import InitCfgError, Problem, join_path
-from .execute import path_in_run, running
+from .execute import execute, path_in_run, running
+from .initializers import Initializer
 from .lints import deferred_lints
-from .plan import compile_init_weights, compile_plan, has_own_init_weights
+from .plan import InitPlan
+from .report import InitReport
 
 __all__ = ["BaseModule", "ModuleDict", "ModuleList", "Sequential", "initialize"]
 
@@ -41,6 +45,9 @@ class BaseModule(nn.Module):
     (the subclass's method is wrapped when the class is created), so that the report
     covers what the user code writes too.
     """
+
+    _initschema_base_module = True
+    """The marker by which the compiler, which does not import this module, knows one."""
 
     def __init__(self, init_cfg: Any = None) -> None:
         super().__init__()
@@ -97,6 +104,8 @@ class BaseModule(nn.Module):
             ) from None
         plan.execute()
 
+    init_weights._initschema_base_init_weights = True  # type: ignore[attr-defined]
+
     def __repr__(self) -> str:
         text = super().__repr__()
         if self.init_cfg:
@@ -152,3 +161,16 @@ def initialize(module: nn.Module, init_cfg: Any) -> None:
     if init_cfg is None:
         raise TypeError("initialize() needs an init_cfg (a dict, a list or named rules), got None")
     compile_plan(module, init_cfg).execute()
+
+
+class _Engine:
+    """What the lower layers call through :mod:`initschema._runtime`."""
+
+    def apply(self, init: Initializer, module: nn.Module) -> None:
+        compile_plan(module, init).execute()
+
+    def execute(self, plan: InitPlan, seed: int | None, device: str) -> InitReport:
+        return execute(plan, seed=seed, device=device)
+
+
+_runtime.register(_Engine())

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .builtin_initializers import PretrainedInit
 from .download import ProgressBar, resolve_checkpoint
 from .errors import InitCfgError, Problem, join_path
 from .formats import Reader, open_reader
-from .initializers import PretrainedInit
 from .load_hooks import checkpoint_state, dry_run, hooked_modules
 
 __all__ = [

@@ -21,14 +21,15 @@ class Registry:
     def __init__(self, name: str) -> None:
         self.name = name
         self._classes: dict[str, type[Initializer]] = {}
+        self.base: type | None = None
+        """The class every entry must derive from (set by :mod:`initschema.initializers`,
+        which defines it above this module)."""
 
     def register(
         self, cls: type[Initializer], name: str | None = None, *, force: bool = False
     ) -> type[Initializer]:
         """Register ``cls`` under ``name`` (default: the class name without ``Init``)."""
-        from .initializers import Initializer
-
-        if not (isinstance(cls, type) and issubclass(cls, Initializer)):
+        if not (isinstance(cls, type) and (self.base is None or issubclass(cls, self.base))):
             raise TypeError(
                 f"{cls!r} is not an initializer model; subclass initschema.WeightInit "
                 f"(or initschema.Initializer) and register that."

@@ -9,19 +9,22 @@ import shutil
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from torch import nn
 
 from .errors import join_path
-from .lints import possibly_uninitialized
 
-if TYPE_CHECKING:
-    from .plan import InitPlan
-
-__all__ = ["InitReport", "Provenance", "ReportRow"]
+__all__ = [
+    "InitReport",
+    "Provenance",
+    "ReportRow",
+    "possibly_uninitialized",
+    "render",
+    "shape_text",
+]
 
 _KIND_WORDS = {"write": "init_cfg rules", "load": "checkpoints", "call": "user init_weights"}
 
@@ -115,11 +118,11 @@ class InitReport:
             table.add_column(column)
         for row in self.rows:
             source = row.provenance.source if row.provenance else ""
-            table.add_row(row.path, _shape(row.shape), _written_by(row.provenance), source)
+            table.add_row(row.path, shape_text(row.shape), _written_by(row.provenance), source)
         return table
 
     def __str__(self) -> str:
-        return f"{self.summary()}\n{_render(self.table())}"
+        return f"{self.summary()}\n{render(self.table())}"
 
 
 def _written_by(provenance: Provenance | None) -> str:
@@ -132,11 +135,20 @@ def _written_by(provenance: Provenance | None) -> str:
     return provenance.initializer
 
 
-def _shape(shape: tuple[int, ...]) -> str:
+def possibly_uninitialized(owner: nn.Module) -> bool:
+    """Whether a tensor of ``owner`` that nothing writes may hold uninitialized memory: its
+    class is not one of torch's own modules and has no ``reset_parameters`` (built-in
+    modules fill their tensors when built; ``torch.empty`` in user code does not)."""
+    return not type(owner).__module__.startswith("torch.") and not callable(
+        getattr(owner, "reset_parameters", None)
+    )
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
     return "×".join(map(str, shape)) or "scalar"
 
 
-def _render(renderable: Any) -> str:
+def render(renderable: Any) -> str:
     """Text of a rich renderable, as wide as the terminal or as its content needs: rich
     would otherwise cut long parameter and rule paths, and identifiers are never cut."""
     measure = Console(width=100_000, no_color=True).measure(renderable)
@@ -146,39 +158,3 @@ def _render(renderable: Any) -> str:
         renderable
     )
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
-
-
-def render_plan(plan: InitPlan) -> str:
-    """One row per parameter with the action that will write it last, then the lints."""
-    writers: dict[str, list[int]] = {}
-    for index, action in enumerate(plan.actions):
-        if action.kind not in ("mark", "guard"):
-            for path in action.params:
-                writers.setdefault(path, []).append(index)
-    model = type(plan.module).__name__
-    steps = sum(1 for a in plan.actions if a.kind not in ("mark", "guard"))
-    title = f"InitPlan for {model}: {steps} actions over {len(plan.parameters)} parameters"
-    table = Table()
-    for column in ("parameter", "shape", "initializer", "rule", "earlier writes"):
-        table.add_column(column)
-    for path, shape in plan.parameters:
-        indices = writers.get(path, [])
-        if not indices:
-            table.add_row(path, _shape(shape), _unwritten(plan.module, path), "", "")
-            continue
-        action = plan.actions[indices[-1]]
-        what = action.describe_param(path)
-        if action.kind == "call":
-            what = "user-defined init_weights (may write)"
-        table.add_row(path, _shape(shape), what, action.source, str(len(indices) - 1 or ""))
-    text = f"{title}\n{_render(table)}"
-    if plan.lints:
-        text += "\nLints:\n" + "\n".join(f"  {lint}" for lint in plan.lints)
-    return text
-
-
-def _unwritten(model: nn.Module, path: str) -> str:
-    owner = model.get_submodule(path.rpartition(".")[0])
-    if possibly_uninitialized(owner):
-        return "not written: possibly uninitialized"
-    return "PyTorch default (unchanged)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import builtin_initializers  # noqa: F401  (registers the built-ins)
 from .initializers import WeightInit
 from .registry import WEIGHT_INITIALIZERS
 

@@ -1,0 +1,45 @@
+"""The one hook through which a lower layer calls an upper one.
+
+Two conveniences sit low but need the engine above them: ``KaimingInit(...)(model)``
+(an initializer model, in the torch-free config layer, applied to a module) and
+``plan.execute()`` (a plan value, below the executor). They call :func:`engine`,
+which returns what :mod:`initschema.module` registered with :func:`register` when it
+was imported, importing it first if nothing has. Nothing else reaches upward.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .initializers import Initializer
+
+__all__ = ["Engine", "engine", "register"]
+
+_ENGINE_MODULE = "initschema.module"
+
+
+class Engine(Protocol):
+    """What the upper layers provide to the lower ones."""
+
+    def apply(self, init: Initializer, module: Any) -> None:
+        """``initialize(module, init)``: compile and run one rule."""
+
+    def execute(self, plan: Any, seed: int | None, device: str) -> Any:
+        """Run a compiled plan and return its report."""
+
+
+_registered: list[Engine] = []
+
+
+def register(implementation: Engine) -> None:
+    """Called once, by :mod:`initschema.module` when it is imported."""
+    _registered[:] = [implementation]
+
+
+def engine() -> Engine:
+    """The registered engine (importing the module that registers it, the first time)."""
+    if not _registered:
+        importlib.import_module(_ENGINE_MODULE)
+    return _registered[0]

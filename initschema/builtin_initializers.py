@@ -1,0 +1,186 @@
+"""MMEngine's eight initializers as typed models: Constant, Xavier, Normal, TruncNormal,
+Uniform, Kaiming, Caffe2Xavier and Pretrained, with MMEngine's defaults.
+
+Fields only (the config language does not import torch): what each writes is its
+kernel in :mod:`initschema.functional`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .initializers import Initializer, Number, WeightInit
+from .registry import WEIGHT_INITIALIZERS
+
+__all__ = [
+    "Caffe2XavierInit",
+    "ConstantInit",
+    "Distribution",
+    "KaimingInit",
+    "Mode",
+    "Nonlinearity",
+    "NormalInit",
+    "PretrainedInit",
+    "TruncNormalInit",
+    "UniformInit",
+    "XavierInit",
+]
+
+Nonlinearity = Literal[
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "selu",
+]
+Mode = Literal["fan_in", "fan_out"]
+Distribution = Literal["normal", "uniform"]
+
+
+def _register(name: str) -> Any:
+    def decorator(cls: type[Initializer]) -> type[Initializer]:
+        return WEIGHT_INITIALIZERS.register(cls, name)
+
+    return decorator
+
+
+@_register("Constant")
+class ConstantInit(WeightInit):
+    """Fill weights with ``val``."""
+
+    val: Number = Field(description="Value to fill every written weight with.")
+
+    def constants(self, name: str) -> list[tuple[str, float]]:
+        return [("val", self.val)] if name == "weight" else super().constants(name)
+
+
+@_register("Xavier")
+class XavierInit(WeightInit):
+    """Glorot & Bengio (2010): ``std = gain·√(2/(fan_in+fan_out))``."""
+
+    fan_based: ClassVar[bool] = True
+    gain: Number = Field(default=1, ge=0, description="Scaling factor.")
+    distribution: Distribution = Field(default="normal", description="normal or uniform.")
+
+
+@_register("Normal")
+class NormalInit(WeightInit):
+    """Draw weights from ``N(mean, std²)``."""
+
+    mean: Number = Field(default=0, description="Mean of the normal distribution.")
+    std: Number = Field(default=1, ge=0, description="Standard deviation (≥ 0).")
+
+
+@_register("TruncNormal")
+class TruncNormalInit(WeightInit):
+    """Draw weights from ``N(mean, std²)`` truncated to ``[a, b]``."""
+
+    mean: Number = Field(default=0, description="Mean of the normal distribution.")
+    std: Number = Field(default=1, gt=0, description="Standard deviation (> 0).")
+    a: Number = Field(default=-2, description="Lower cutoff (absolute value, not in stds).")
+    b: Number = Field(default=2, description="Upper cutoff (absolute value, not in stds).")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> TruncNormalInit:
+        if not self.a < self.b:
+            raise ValueError(f"TruncNormal needs a < b, got a={self.a!r}, b={self.b!r}.")
+        return self
+
+
+@_register("Uniform")
+class UniformInit(WeightInit):
+    """Draw weights from ``U(a, b)``."""
+
+    a: Number = Field(default=0, description="Lower bound.")
+    b: Number = Field(default=1, description="Upper bound (≥ a).")
+
+    def constants(self, name: str) -> list[tuple[str, float]]:
+        if name == "weight":
+            return [("a", self.a), ("b", self.b), ("b - a", self.b - self.a)]
+        return super().constants(name)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> UniformInit:
+        if not self.a <= self.b:
+            raise ValueError(f"Uniform needs a <= b, got a={self.a!r}, b={self.b!r}.")
+        return self
+
+
+@_register("Kaiming")
+class KaimingInit(WeightInit):
+    """He et al. (2015): ``std = gain(nonlinearity, a)/√fan``."""
+
+    fan_based: ClassVar[bool] = True
+    a: Number = Field(default=0, description="Negative slope of the rectifier (leaky_relu).")
+    mode: Mode = Field(default="fan_out", description="fan_in or fan_out.")
+    nonlinearity: Nonlinearity = Field(default="relu", description="torch.nn.init gain name.")
+    distribution: Distribution = Field(default="normal", description="normal or uniform.")
+
+
+@_register("Caffe2Xavier")
+class Caffe2XavierInit(WeightInit):
+    """Caffe2's "Xavier": Kaiming(a=1, mode='fan_in', nonlinearity='leaky_relu', uniform)."""
+
+    fan_based: ClassVar[bool] = True
+
+
+@_register("Pretrained")
+class PretrainedInit(Initializer):
+    """Load a checkpoint into the module (missing keys keep their values)."""
+
+    checkpoint: str = Field(
+        min_length=1,
+        description="A checkpoint: a .pth/.pt/.bin or .safetensors file, a sharded index "
+        "(*.safetensors.index.json, *.bin.index.json), a directory holding one, an "
+        "http(s):// URL (downloaded once into the cache), torchvision://NAME or "
+        "open-mmlab://NAME.",
+    )
+    prefix: str | None = Field(
+        default=None,
+        description="Load only the checkpoint keys under this prefix (e.g. 'backbone.'), "
+        "with the prefix removed.",
+    )
+    map_location: str | None = Field(default="cpu", description="Where tensors are read to.")
+    revise_keys: tuple[tuple[str, str], ...] = Field(
+        default=((r"^module\.", ""),),
+        description="(regex, replacement) pairs applied in order to every checkpoint key; by "
+        "default a leading 'module.' (DDP) is stripped. Without an explicit value they apply "
+        "only when there is no prefix, as in MMEngine.",
+    )
+    allow_pickle: Annotated[bool, Field(strict=True)] = Field(
+        default=False,
+        description="Unpickle arbitrary objects in torch checkpoints (weights_only=False). "
+        "Only for files you trust: unpickling can run code.",
+    )
+    on_mismatch: Literal["skip", "error"] = Field(
+        default="skip",
+        description="A checkpoint entry whose shape differs from the model's: skip it with a "
+        "warning (MMEngine's behaviour), or make it an error.",
+    )
+    strict: Annotated[bool, Field(strict=True)] = Field(
+        default=False,
+        description="Demand that every model key is in the checkpoint and every checkpoint key "
+        "in the model.",
+    )
+
+    @field_validator("revise_keys")
+    @classmethod
+    def _patterns_compile(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        for pattern, _ in value:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(
+                    f"revise_keys pattern {pattern!r} is not a regex: {error}"
+                ) from None
+        return value

@@ -1,0 +1,383 @@
+"""Compiling init rules against a model into an :class:`~initschema.plan.InitPlan`.
+
+``compile_plan(module)`` plans exactly what ``module.init_weights()`` does in
+MMEngine (own non-Pretrained rules, then each child, then Pretrained rules;
+deeper rules therefore win); ``compile_plan(module, init_cfg)`` plans exactly
+what ``initialize(module, init_cfg)`` does. Every check against the model
+happens here, so a failing compile leaves every weight as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .builtin_initializers import PretrainedInit
+from .cfg import Rule, parse_init_cfg
+from .errors import InitCfgError, InitUsageError, Problem, did_you_mean, join_path
+from .initializers import Initializer, WeightInit
+from .lints import Lint, deferred_lints, find_lints
+from .plan import Action, InitPlan, RuleUse
+from .pretrained import match_keys, open_checkpoint, policy_problems
+
+__all__ = [
+    "compile_init_weights",
+    "compile_plan",
+    "has_own_init_weights",
+    "is_base_module",
+    "strict",
+]
+
+_STRICT: ContextVar[bool] = ContextVar("initschema_strict", default=False)
+
+
+@contextmanager
+def strict(enabled: bool = True) -> Iterator[None]:
+    """Make every plan compiled inside the block strict, ``model.init_weights()`` included
+    (MMEngine's ``init_weights`` takes no argument): warning-level lints become errors.
+
+    >>> with ins.strict():
+    ...     model.init_weights()
+    """
+    token = _STRICT.set(enabled)
+    try:
+        yield
+    finally:
+        _STRICT.reset(token)
+
+
+def is_base_module(module: object) -> bool:
+    """Whether ``module`` is an :class:`initschema.BaseModule` (it carries the marker its
+    class sets; the compiler does not import the module layer above it)."""
+    return getattr(type(module), "_initschema_base_module", False) is True
+
+
+def has_own_init_weights(module: object) -> bool:
+    """Whether ``module``'s ``init_weights`` is user code rather than BaseModule's."""
+    method = getattr(type(module), "init_weights", None)
+    return method is not None and not getattr(method, "_initschema_base_init_weights", False)
+
+
+def compile_plan(
+    module: nn.Module,
+    init_cfg: Any = None,
+    *,
+    path: str = "init_cfg",
+    strict: bool | None = None,
+    log: bool = True,
+) -> InitPlan:
+    """Validate rules against ``module`` and plan every write; nothing is written.
+
+    With ``init_cfg=None`` and a :class:`~initschema.BaseModule` root, plans
+    ``module.init_weights()``; with an ``init_cfg``, plans
+    ``initialize(module, init_cfg)`` (``path`` names that config in errors).
+    Raises :class:`InitCfgError` listing every problem found; with ``strict`` (by
+    default: inside :func:`initschema.strict`), warning-level lints (a ``layer`` that
+    matches nothing, an unreachable ``init_cfg``, checkpoint keys that do not fit, …)
+    are problems too. Lints are logged on the ``initschema`` logger unless ``log`` is
+    False.
+    """
+    compiler = _Compiler(module)
+    if init_cfg is not None:
+        for rule in compiler.parse(init_cfg, path):
+            compiler.emit_rule(module, "", rule)
+    elif is_base_module(module):
+        if has_own_init_weights(module):
+            compiler.emit_call(module, "")  # user code runs whatever is_init says
+        elif module.is_init:
+            compiler.already_initialized = True
+        else:
+            compiler.compile_init_weights(module, "")
+    else:
+        raise InitUsageError(
+            f"compile_plan(module) plans module.init_weights(), which needs an "
+            f"initschema.BaseModule, got {type(module).__name__}; pass init_cfg=... to plan "
+            f"initialize(module, init_cfg) instead."
+        )
+    return compiler.finish(init_weights_mode=init_cfg is None, strict=strict, log=log)
+
+
+def compile_init_weights(
+    module: nn.Module,
+    *,
+    log: bool = True,
+    lint: bool = True,
+    strict: bool | None = None,
+    where: str = "",
+) -> InitPlan:
+    """The plan of ``BaseModule.init_weights`` itself for ``module``, even when a subclass
+    overrides ``init_weights`` (this is what its ``super().init_weights()`` runs).
+    ``log=False`` keeps its lints off the log; ``lint=False`` computes none (a nested
+    ``super().init_weights()``: the outer plan lints the whole model); ``where`` is the
+    module's path in that model, for messages."""
+    compiler = _Compiler(module, where)
+    compiler.compile_init_weights(module, "")
+    return compiler.finish(init_weights_mode=True, log=log, lint=lint, strict=strict)
+
+
+def apply_order(module: nn.Module, path: str) -> Iterator[tuple[str, nn.Module]]:
+    """(path, submodule) in ``nn.Module.apply`` order: children first, then the module."""
+    for name, child in module.named_children():
+        yield from apply_order(child, join_path(path, name))
+    yield path, module
+
+
+class _Compiler:
+    def __init__(self, root: nn.Module, where: str = "") -> None:
+        self.root = root
+        self.where = where
+        """The root's own path in the model, when it is a nested part (messages only)."""
+        self.actions: list[Action] = []
+        self.problems: list[Problem] = []
+        self.initialized: set[int] = set()
+        self.rule_uses: list[RuleUse] = []
+        self.deferred: list[Lint] = []
+        self.speculative = 0
+        """How deep compilation is inside the ``super().init_weights()`` of a user
+        ``init_weights``, which may never run: problems there are deferred lints."""
+        self.already_initialized = False
+        self.module_paths = {id(m): p for p, m in root.named_modules()}
+        self.tensor_paths: dict[int, str] = {}
+        for p, t in [*root.named_parameters(), *root.named_buffers()]:
+            self.tensor_paths.setdefault(id(t), p)
+
+    def full_path(self, path: str) -> str:
+        return join_path(self.where, path) if path else self.where
+
+    def parse(self, init_cfg: Any, path: str) -> tuple[Rule, ...]:
+        try:
+            return parse_init_cfg(init_cfg, path).rules
+        except InitCfgError as error:
+            self.problems.extend(error.problems)
+            return ()
+
+    def canonical(self, tensor: Tensor, alias: str) -> str:
+        return self.tensor_paths.get(id(tensor), alias)
+
+    def compile_init_weights(self, module: nn.Module, path: str) -> None:
+        rules = self.parse(module.init_cfg, join_path(path, "init_cfg"))
+        for rule in rules:
+            if not rule.is_pretrained:
+                self.emit_rule(module, path, rule)
+        for name, child in module.named_children():
+            if not hasattr(child, "init_weights") or getattr(child, "is_init", False):
+                continue
+            if id(child) in self.initialized:
+                continue
+            child_path = join_path(path, name)
+            guard = len(self.actions)
+            if hasattr(child, "is_init"):
+                self.actions.append(Action("guard", child_path, "is_init", target=child))
+            if has_own_init_weights(child):
+                self.emit_call(child, child_path)
+            else:
+                self.compile_init_weights(child, child_path)
+            if hasattr(child, "is_init"):
+                self.actions[guard] = replace(self.actions[guard], skip=len(self.actions))
+        for rule in rules:
+            if rule.is_pretrained:
+                self.emit_rule(module, path, rule)
+        self.initialized.add(id(module))
+        self.actions.append(
+            Action("mark", path, f"{type(module).__name__}.init_weights", target=module)
+        )
+
+    def emit_call(self, module: nn.Module, path: str) -> None:
+        """An opaque user ``init_weights``. What its ``super().init_weights()`` would run is
+        compiled too, and dropped: its problems become deferred lints, raised as errors
+        only if that ``super().init_weights()`` runs."""
+        if is_base_module(module):
+            self.speculate(module, path)
+        params = tuple(self.canonical(t, join_path(path, n)) for n, t in module.named_parameters())
+        self.actions.append(
+            Action("call", path, f"{type(module).__name__}.init_weights", params, target=module)
+        )
+
+    def speculate(self, module: nn.Module, path: str) -> None:
+        # Its rules' layer lints stay (true whether or not it runs); its actions go.
+        actions, problems = len(self.actions), len(self.problems)
+        initialized = set(self.initialized)
+        self.speculative += 1
+        try:
+            self.compile_init_weights(module, path)
+        finally:
+            self.speculative -= 1
+        deferred = self.problems[problems:]
+        del self.actions[actions:], self.problems[problems:]
+        self.initialized = initialized
+        self.deferred.extend(deferred_lints(type(module).__name__, deferred))
+
+    def emit_rule(self, module: nn.Module, path: str, rule: Rule) -> None:
+        init = rule.init
+        if isinstance(init, PretrainedInit):
+            self.emit_load(module, path, init, rule.source)
+        elif isinstance(init, WeightInit):
+            for sub_path, sub in apply_order(module, path):
+                if init.matches(sub):
+                    self.emit_write(sub, sub_path, init, rule.source)
+            layer = init.layer
+            self.rule_uses.append(RuleUse(rule.source, path, layer, bool(init.override)))
+        else:
+            self.problems.append(Problem(rule.source, _unsupported(init)))
+            return
+        for override, source in zip(init.override, rule.override_sources, strict=True):
+            target = self.override_target(module, path, override.name, source)
+            if target is None:
+                continue
+            target_path = self.module_paths.get(id(target), join_path(path, override.name))
+            sub_init = override.init or init.without_selection()
+            if isinstance(sub_init, PretrainedInit):
+                self.emit_load(target, target_path, sub_init, source)
+            elif isinstance(sub_init, WeightInit):
+                for sub_path, sub in apply_order(target, target_path):
+                    self.emit_write(sub, sub_path, sub_init, source)
+            else:
+                self.problems.append(Problem(source, _unsupported(sub_init)))
+
+    def override_target(
+        self, module: nn.Module, path: str, name: str, source: str
+    ) -> nn.Module | None:
+        full = self.full_path(path)
+        where = f"module '{full}'" if full else "the root module"
+        if not hasattr(module, name):
+            children = [n for n, _ in module.named_children()]
+            self.problems.append(
+                Problem(
+                    join_path(source, "name"),
+                    f"{where} ({type(module).__name__}) has no attribute {name!r}"
+                    f"{did_you_mean(name, children) or ';'} its submodules are "
+                    f"{', '.join(children) or 'none'}.",
+                )
+            )
+            return None
+        target = getattr(module, name)
+        if not isinstance(target, nn.Module):
+            self.problems.append(
+                Problem(
+                    join_path(source, "name"),
+                    f"{name!r} of {where} is a {type(target).__name__}, not a submodule; "
+                    f"an override names a submodule and initializes all of it.",
+                )
+            )
+            return None
+        return target
+
+    def emit_write(self, module: nn.Module, path: str, init: WeightInit, source: str) -> None:
+        for message in write_problems(init, module):
+            full = self.full_path(path)
+            self.problems.append(Problem(source, f"at module '{full}': {message}."))
+        names = tuple(n for n in ("weight", "bias") if isinstance(getattr(module, n, None), Tensor))
+        if not names:
+            return
+        params = tuple(self.canonical(getattr(module, n), join_path(path, n)) for n in names)
+        self.actions.append(Action("write", path, source, params, init, names, target=module))
+
+    def emit_load(self, module: nn.Module, path: str, init: PretrainedInit, source: str) -> None:
+        if self.speculative:
+            return  # a checkpoint user code may load itself: checked if super() runs with it
+        try:
+            checkpoint = open_checkpoint(init, source)
+            match = match_keys(module, checkpoint)
+        except InitCfgError as error:
+            self.problems.extend(error.problems)
+            return
+        self.problems.extend(policy_problems(init, source, match))
+        own = module.state_dict(keep_vars=True)
+        params = tuple(self.canonical(own[k], join_path(path, k)) for k in match.loaded)
+        sources = dict(match.renamed)
+        keys = tuple(
+            (join_path(path, k), sources.get(k) or checkpoint.keys.get(k, k)) for k in match.loaded
+        )
+        notes = tuple(
+            [(k, f"renamed by load code from {c!r}") for k, c in match.renamed]
+            + [(k, f"reshaped by load code {how}") for k, how in match.adapted]
+        )
+        self.actions.append(
+            Action(
+                "load",
+                path,
+                source,
+                params,
+                init,
+                match.loaded,
+                keys,
+                module,
+                checkpoint,
+                match,
+                hooked="unchecked" if match.unchecked else "checked" if match.hooks else "",
+                notes=notes,
+            )
+        )
+
+    def finish(
+        self,
+        *,
+        init_weights_mode: bool,
+        strict: bool | None = None,
+        log: bool = True,
+        lint: bool = True,
+    ) -> InitPlan:
+        if self.problems:
+            raise InitCfgError(self.problems)
+        strict = _STRICT.get() if strict is None else strict
+        parameters = tuple((p, tuple(t.shape)) for p, t in self.root.named_parameters())
+        plan = InitPlan(tuple(self.actions), (), parameters, self.root, tuple(self.rule_uses))
+        if not lint:
+            return plan
+        lints = find_lints(
+            plan,
+            init_weights_mode=init_weights_mode,
+            already_initialized=self.already_initialized,
+            deferred=self.deferred,
+            log=log and not strict,
+        )
+        if strict and (errors := [lint for lint in lints if lint.level == "warning"]):
+            raise InitCfgError(
+                [Problem(lint.path, f"{lint.message} (strict: {lint.kind})") for lint in errors]
+            )
+        return replace(plan, lints=tuple(lints))
+
+
+def write_problems(init: WeightInit, module: nn.Module) -> list[str]:
+    """Why ``init`` could not write ``module`` (before any write): a weight or bias that is
+    no tensor, a constant its dtype cannot hold, a fan-based formula on a 1-D weight."""
+    found = []
+    for name in ("weight", "bias"):
+        value = getattr(module, name, None)
+        if value is not None and not isinstance(value, Tensor):
+            found.append(
+                f"{type(module).__name__}.{name} is a {type(value).__name__}, not a tensor, "
+                f"so {init.type_name} cannot write it"
+            )
+    for name in ("weight", "bias"):
+        tensor = getattr(module, name, None)
+        if not isinstance(tensor, Tensor):
+            continue
+        info = torch.finfo(tensor.dtype) if tensor.is_floating_point() else None
+        for what, value in init.constants(name):
+            if info is not None and abs(value) > info.max:
+                found.append(
+                    f"{what}={value:g} does not fit {type(module).__name__}.{name} "
+                    f"({str(tensor.dtype).removeprefix('torch.')}, at most {info.max:g})"
+                )
+    weight = getattr(module, "weight", None)
+    if init.fan_based and isinstance(weight, Tensor) and weight.dim() < 2:
+        found.append(
+            f"{init.type_name} needs fan-in/fan-out, which a weight of shape "
+            f"{tuple(weight.shape)} ({type(module).__name__}) does not have; select this "
+            f"module with `layer` or give it its own override rule"
+        )
+    return found
+
+
+def _unsupported(init: Initializer) -> str:
+    return (
+        f"{type(init).__qualname__} is neither a WeightInit nor a PretrainedInit, so it cannot "
+        f"be planned; subclass one of them."
+    )
