@@ -84,8 +84,6 @@ class TestConfigLanguageWithoutTorch:
 def test_import_contracts() -> None:
     """Every layer imports only the layers below it (import-linter, pyproject.toml)."""
     root = Path(__file__).parents[1]
-    result = subprocess.run(
-        ["lint-imports"], capture_output=True, text=True, timeout=300, cwd=root
-    )
+    result = subprocess.run(["lint-imports"], capture_output=True, text=True, timeout=300, cwd=root)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "2 kept, 0 broken" in result.stdout
