@@ -121,11 +121,93 @@ def compile_init_weights(
     return compiler.finish(init_weights_mode=True, log=log, lint=lint, strict=strict)
 
 
-def apply_order(module: nn.Module, path: str) -> Iterator[tuple[str, nn.Module]]:
-    """(path, submodule) in ``nn.Module.apply`` order: children first, then the module."""
-    for name, child in module.named_children():
-        yield from apply_order(child, join_path(path, name))
-    yield path, module
+class Tree:
+    """The model, walked once, without recursion (torch's ``named_modules`` and friends
+    cost O(depth) per item, which makes deep models quadratic or worse).
+
+    ``order`` lists every occurrence of every module in ``nn.Module.apply`` order
+    (children first; a module shared by two parents occurs under each, as ``apply``
+    visits it), so that the subtree of the occurrence at ``path`` is
+    ``order[start[path]:end[path]]``. ``modules``, ``parameters`` and ``buffers`` follow
+    ``named_modules`` / ``named_parameters`` / ``named_buffers``: pre-order, each module
+    and tensor once, under its first path (its canonical path).
+    """
+
+    def __init__(self, root: nn.Module) -> None:
+        self.order: list[tuple[str, nn.Module]] = []
+        self.start: dict[str, int] = {"": 0}
+        self.end: dict[str, int] = {}
+        stack: list[tuple[str, nn.Module, list[tuple[str, nn.Module]], int]] = [
+            ("", root, _children(root), 0)
+        ]
+        while stack:
+            path, module, kids, index = stack[-1]
+            if index < len(kids):
+                stack[-1] = (path, module, kids, index + 1)
+                name, child = kids[index]
+                child_path = join_path(path, name)
+                self.start[child_path] = len(self.order)
+                stack.append((child_path, child, _children(child), 0))
+            else:
+                stack.pop()
+                self.order.append((path, module))
+                self.end[path] = len(self.order)
+        self.modules = preorder(root)
+        self.module_paths = {id(module): path for path, module in self.modules.items()}
+        self.parameters = self._tensors("_parameters")
+        self.buffers = self._tensors("_buffers")
+        self.tensor_paths: dict[int, str] = {}
+        for path, tensor in [*self.parameters, *self.buffers]:
+            self.tensor_paths.setdefault(id(tensor), path)
+
+    def _tensors(self, table: str) -> list[tuple[str, Tensor]]:
+        seen: set[int] = set()
+        found = []
+        for path, module in self.modules.items():
+            for name, tensor in getattr(module, table).items():
+                if tensor is not None and id(tensor) not in seen:
+                    seen.add(id(tensor))
+                    found.append((join_path(path, name), tensor))
+        return found
+
+    def subtree(self, module: nn.Module, path: str) -> list[tuple[str, nn.Module]]:
+        """(path, submodule) of the subtree at ``path`` in apply order."""
+        if path in self.end and self.order[self.end[path] - 1][1] is module:
+            return self.order[self.start[path] : self.end[path]]
+        return Tree(module).relative_to(path)  # an attribute that is no registered child
+
+    def relative_to(self, prefix: str) -> list[tuple[str, nn.Module]]:
+        return [(join_path(prefix, p) if p else prefix, m) for p, m in self.order]
+
+
+def preorder(root: nn.Module, prefix: str = "") -> dict[str, nn.Module]:
+    """``dict(root.named_modules(prefix=prefix))``, without recursion."""
+    found: dict[str, nn.Module] = {}
+    seen: set[int] = set()
+    pending: list[tuple[str, nn.Module]] = [(prefix, root)]
+    while pending:
+        path, module = pending.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        found[path] = module
+        pending.extend(
+            (join_path(path, name), child)
+            for name, child in reversed(module._modules.items())
+            if child is not None
+        )
+    return found
+
+
+def _children(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``named_children``: registered children, each once."""
+    seen: set[int] = set()
+    found = []
+    for name, child in module._modules.items():
+        if child is not None and id(child) not in seen:
+            seen.add(id(child))
+            found.append((name, child))
+    return found
 
 
 class _Compiler:
@@ -142,10 +224,12 @@ class _Compiler:
         """How deep compilation is inside the ``super().init_weights()`` of a user
         ``init_weights``, which may never run: problems there are deferred lints."""
         self.already_initialized = False
-        self.module_paths = {id(m): p for p, m in root.named_modules()}
-        self.tensor_paths: dict[int, str] = {}
-        for p, t in [*root.named_parameters(), *root.named_buffers()]:
-            self.tensor_paths.setdefault(id(t), p)
+        self.tree = Tree(root)
+        self.module_paths = self.tree.module_paths
+        self.tensor_paths = self.tree.tensor_paths
+        self.matches: dict[tuple[int, type], bool] = {}
+        self.checked: set[tuple[Any, ...]] = set()
+        """Writes known to have no problem, by (rule, class, dtypes, dims)."""
 
     def full_path(self, path: str) -> str:
         return join_path(self.where, path) if path else self.where
@@ -194,7 +278,12 @@ class _Compiler:
         only if that ``super().init_weights()`` runs."""
         if is_base_module(module):
             self.speculate(module, path)
-        params = tuple(self.canonical(t, join_path(path, n)) for n, t in module.named_parameters())
+        found: dict[int, str] = {}  # what named_parameters() yields, each tensor once
+        for sub_path, sub in preorder(module, path).items():
+            for name, tensor in sub._parameters.items():
+                if tensor is not None and id(tensor) not in found:
+                    found[id(tensor)] = self.canonical(tensor, join_path(sub_path, name))
+        params = tuple(found.values())
         self.actions.append(
             Action("call", path, f"{type(module).__name__}.init_weights", params, target=module)
         )
@@ -218,9 +307,13 @@ class _Compiler:
         if isinstance(init, PretrainedInit):
             self.emit_load(module, path, init, rule.source)
         elif isinstance(init, WeightInit):
-            for sub_path, sub in apply_order(module, path):
-                if init.matches(sub):
-                    self.emit_write(sub, sub_path, init, rule.source)
+            if init.layer:
+                for sub_path, sub in self.tree.subtree(module, path):
+                    key = (id(init), type(sub))
+                    if key not in self.matches:
+                        self.matches[key] = init.matches(sub)
+                    if self.matches[key]:
+                        self.emit_write(sub, sub_path, init, rule.source)
             layer = init.layer
             self.rule_uses.append(RuleUse(rule.source, path, layer, bool(init.override)))
         else:
@@ -235,7 +328,8 @@ class _Compiler:
             if isinstance(sub_init, PretrainedInit):
                 self.emit_load(target, target_path, sub_init, source)
             elif isinstance(sub_init, WeightInit):
-                for sub_path, sub in apply_order(target, target_path):
+                occurrence = join_path(path, override.name)
+                for sub_path, sub in self.tree.subtree(target, occurrence):
                     self.emit_write(sub, sub_path, sub_init, source)
             else:
                 self.problems.append(Problem(source, _unsupported(sub_init)))
@@ -269,13 +363,31 @@ class _Compiler:
         return target
 
     def emit_write(self, module: nn.Module, path: str, init: WeightInit, source: str) -> None:
-        for message in write_problems(init, module):
-            full = self.full_path(path)
-            self.problems.append(Problem(source, f"at module '{full}': {message}."))
-        names = tuple(n for n in ("weight", "bias") if isinstance(getattr(module, n, None), Tensor))
-        if not names:
+        weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+        key = (id(init), type(module), *_signature(weight), *_signature(bias))
+        if key not in self.checked:
+            problems = write_problems(init, module)
+            for message in problems:
+                full = self.full_path(path)
+                self.problems.append(Problem(source, f"at module '{full}': {message}."))
+            if not problems:
+                self.checked.add(key)
+        names: tuple[str, ...]
+        params: tuple[str, ...]
+        paths = self.tensor_paths
+        if isinstance(weight, Tensor):
+            if isinstance(bias, Tensor):
+                names = ("weight", "bias")
+                params = (
+                    paths.get(id(weight)) or join_path(path, "weight"),
+                    paths.get(id(bias)) or join_path(path, "bias"),
+                )
+            else:
+                names, params = ("weight",), (paths.get(id(weight)) or join_path(path, "weight"),)
+        elif isinstance(bias, Tensor):
+            names, params = ("bias",), (paths.get(id(bias)) or join_path(path, "bias"),)
+        else:
             return
-        params = tuple(self.canonical(getattr(module, n), join_path(path, n)) for n in names)
         self.actions.append(Action("write", path, source, params, init, names, target=module))
 
     def emit_load(self, module: nn.Module, path: str, init: PretrainedInit, source: str) -> None:
@@ -326,8 +438,16 @@ class _Compiler:
         if self.problems:
             raise InitCfgError(self.problems)
         strict = _STRICT.get() if strict is None else strict
-        parameters = tuple((p, tuple(t.shape)) for p, t in self.root.named_parameters())
-        plan = InitPlan(tuple(self.actions), (), parameters, self.root, tuple(self.rule_uses))
+        parameters = tuple((p, tuple(t.shape)) for p, t in self.tree.parameters)
+        plan = InitPlan(
+            tuple(self.actions),
+            (),
+            parameters,
+            self.root,
+            tuple(self.rule_uses),
+            self.tree.modules,
+            dict(self.tree.parameters + self.tree.buffers),
+        )
         if not lint:
             return plan
         lints = find_lints(
@@ -342,6 +462,13 @@ class _Compiler:
                 [Problem(lint.path, f"{lint.message} (strict: {lint.kind})") for lint in errors]
             )
         return replace(plan, lints=tuple(lints))
+
+
+def _signature(value: object) -> tuple[Any, ...]:
+    """What decides whether a write to ``value`` can fail: its type, dtype and dimension."""
+    if isinstance(value, Tensor):
+        return (Tensor, value.dtype, value.dim())
+    return (type(value), None, None)
 
 
 def write_problems(init: WeightInit, module: nn.Module) -> list[str]:

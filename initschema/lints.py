@@ -239,7 +239,7 @@ def _unreachable_lints(plan: InitPlan) -> list[Lint]:
     reached = {a.module for a in plan.actions if a.kind in ("mark", "call")}
     opaque = [a.module for a in plan.actions if a.kind == "call"]
     lints = []
-    modules = dict(plan.module.named_modules())
+    modules = plan.modules
     for path, module in modules.items():
         if not getattr(type(module), "_initschema_base_module", False) or not module.init_cfg:
             continue
@@ -292,11 +292,13 @@ def _shadowed_lints(plan: InitPlan) -> list[Lint]:
 
 def _default_lints(plan: InitPlan) -> list[Lint]:
     written = {p for a in plan.actions for p in a.params}
-    canonical = {id(t): p for p, t in plan.module.named_parameters()}
+    canonical = {id(t): p for p, t in plan.tensors.items()}
     default: list[str] = []
     unknown: list[str] = []
-    for owner_path, owner in plan.module.named_modules():
-        for name, tensor in owner.named_parameters(recurse=False):
+    for owner_path, owner in plan.modules.items():
+        for name, tensor in owner._parameters.items():
+            if tensor is None:
+                continue
             path = canonical.get(id(tensor), join_path(owner_path, name))
             if path in written or path != join_path(owner_path, name):
                 continue
@@ -328,8 +330,7 @@ def _default_lints(plan: InitPlan) -> list[Lint]:
 
 def _meta_lints(plan: InitPlan) -> list[Lint]:
     written = last_writers(plan.actions)
-    tensors = [*plan.module.named_parameters(), *plan.module.named_buffers()]
-    left = [p for p, t in tensors if t.is_meta and p not in written]
+    left = [p for p, t in plan.tensors.items() if t.is_meta and p not in written]
     if not left:
         return []
     return [

@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from rich.table import Table
-from torch import nn
+from torch import Tensor, nn
 
 from . import _runtime
 from .builtin_initializers import PretrainedInit
@@ -117,6 +117,10 @@ class InitPlan:
     module: nn.Module = field(repr=False, compare=False)
     rules: tuple[RuleUse, ...] = ()
     """Every weight rule the plan applies, and where (what the layer lints read)."""
+    modules: Mapping[str, nn.Module] = field(default_factory=dict, repr=False, compare=False)
+    """Every module of the model under its first path, in ``named_modules`` order."""
+    tensors: Mapping[str, Tensor] = field(default_factory=dict, repr=False, compare=False)
+    """Every parameter, then every buffer, under its canonical (first) path."""
 
     def execute(self, seed: int | None = None, *, device: str = "cpu") -> InitReport:
         """Write the weights and return the report (see :func:`initschema.execute.execute`).
