@@ -9,6 +9,7 @@ happens here, so a failing compile leaves every weight as it was.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -23,7 +24,7 @@ from .cfg import Rule, parse_init_cfg
 from .errors import InitCfgError, InitUsageError, Problem, did_you_mean, join_path
 from .initializers import Initializer, WeightInit
 from .lints import Lint, deferred_lints, find_lints
-from .plan import Action, InitPlan, RuleUse
+from .plan import Action, InitPlan, RuleUse, SubPlan
 from .pretrained import match_keys, open_checkpoint, policy_problems
 
 __all__ = [
@@ -220,6 +221,9 @@ class _Compiler:
         self.initialized: set[int] = set()
         self.rule_uses: list[RuleUse] = []
         self.deferred: list[Lint] = []
+        self.subplans: dict[int, SubPlan] = {}
+        self.unopened = 0
+        """Pretrained rules a speculative compile left unchecked (then it is no sub-plan)."""
         self.speculative = 0
         """How deep compilation is inside the ``super().init_weights()`` of a user
         ``init_weights``, which may never run: problems there are deferred lints."""
@@ -290,7 +294,7 @@ class _Compiler:
 
     def speculate(self, module: nn.Module, path: str) -> None:
         # Its rules' layer lints stay (true whether or not it runs); its actions go.
-        actions, problems = len(self.actions), len(self.problems)
+        actions, problems, unopened = len(self.actions), len(self.problems), self.unopened
         initialized = set(self.initialized)
         self.speculative += 1
         try:
@@ -298,6 +302,12 @@ class _Compiler:
         finally:
             self.speculative -= 1
         deferred = self.problems[problems:]
+        if not deferred and self.unopened == unopened:
+            self.subplans[id(module)] = SubPlan(
+                tuple(self.actions[actions:]),
+                copy.deepcopy(module.init_cfg),
+                tuple((name, id(child)) for name, child in module._modules.items()),
+            )
         del self.actions[actions:], self.problems[problems:]
         self.initialized = initialized
         self.deferred.extend(deferred_lints(type(module).__name__, deferred))
@@ -392,6 +402,7 @@ class _Compiler:
 
     def emit_load(self, module: nn.Module, path: str, init: PretrainedInit, source: str) -> None:
         if self.speculative:
+            self.unopened += 1
             return  # a checkpoint user code may load itself: checked if super() runs with it
         try:
             checkpoint = open_checkpoint(init, source)
@@ -447,6 +458,7 @@ class _Compiler:
             tuple(self.rule_uses),
             self.tree.modules,
             dict(self.tree.parameters + self.tree.buffers),
+            self.subplans,
         )
         if not lint:
             return plan

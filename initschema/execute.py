@@ -1,37 +1,48 @@
 """Running a compiled plan: faithful (global RNG, MMEngine's order) or seeded per parameter.
 
-Faithful mode makes every write MMEngine makes, in the same order, overwritten
-ones included (they advance the RNG), so the same ``torch.manual_seed`` gives
-the same bits. Seeded mode writes each tensor once, with its final
-initializer, from a generator derived from ``(seed, tensor path)``: values do
-not depend on module order or on what else the model holds.
+Faithful mode makes every random draw MMEngine makes, in the same order, so the
+same ``torch.manual_seed`` gives the same bits. A write that a later action
+overwrites, with no user code between the two, only draws (the RNG advances as
+in MMEngine) and skips the rest: trunc-normal's ``erfinv``, scaling, clamping,
+constant fills. Seeded mode writes each tensor once, with its final initializer,
+from a generator derived from ``(seed, tensor path)``: values do not depend on
+module order or on what else the model holds.
+
+Provenance is recorded as (action, tensor) references and turned into text only
+when a report is read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .errors import join_path
-from .functional import write_tensor
+from .functional import draw_tensor, kernel_for, write_tensor
 from .initializers import WeightInit
 from .load_hooks import load_through_hooks
 from .plan import Action, InitPlan
 from .pretrained import load_into, read_state
 from .report import InitReport, Provenance
 
-__all__ = ["execute", "path_in_run", "running", "seed_for"]
+__all__ = ["execute", "fingerprint", "path_in_run", "run_nested", "running", "seed_for"]
 
 logger = logging.getLogger("initschema")
 
 _RECORDER: ContextVar[_Recorder | None] = ContextVar("initschema_recorder", default=None)
+
+_HIDDEN_WRITE = "changed by user code (not seen by version counters)"
+
+Record = tuple[Action, str, str, bool]
+"""(action, tensor — a name for writes, a path for loads, '' for calls —, the path prefix
+of a nested plan, whether user code wrote it unseen by version counters)."""
 
 
 def seed_for(seed: int, path: str) -> int:
@@ -40,21 +51,21 @@ def seed_for(seed: int, path: str) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-@dataclass
 class _Recorder:
     """Provenance of one top-level execution, shared with nested ``init_weights`` runs."""
 
-    root: nn.Module
-    device: torch.device
-
-    def __post_init__(self) -> None:
-        self.module_paths = {id(m): p for p, m in self.root.named_modules()}
-        self.entries: dict[str, Provenance] = {}
+    def __init__(self, plan: InitPlan, device: torch.device) -> None:
+        self.root = plan.module
+        self.device = device
+        self.module_paths = {id(m): p for p, m in plan.modules.items()}
+        self.subplans = plan.subplans
+        self.entries: dict[str, Record] = {}
         self.versions: dict[str, int] = {}
         self.prints: dict[str, int] = {}
         """Fingerprints of tensors a running user ``init_weights`` may write."""
         self.opaque = 0
         """How many user ``init_weights`` calls are running (nested ones included)."""
+        self.holders: dict[int, list[tuple[dict[str, Any], str]]] | None = None
 
     def materialize(self, module: nn.Module, name: str) -> Tensor:
         """Replace the meta tensor ``module.<name>`` by an empty one on the device, in every
@@ -63,16 +74,16 @@ class _Recorder:
         new: Tensor = torch.empty_like(old, device=self.device)
         if isinstance(old, nn.Parameter):
             new = nn.Parameter(new, requires_grad=old.requires_grad)
-        for table, key in self._holders().pop(id(old), []):
+        for table, key in self.meta_holders().pop(id(old), []):
             table[key] = new
         if getattr(module, name) is not new:  # a plain tensor attribute
             setattr(module, name, new)
         return new
 
-    def _holders(self) -> dict[int, list[tuple[dict[str, Any], str]]]:
+    def meta_holders(self) -> dict[int, list[tuple[dict[str, Any], str]]]:
         """Where each meta tensor is held (parameter and buffer tables), found once."""
-        if not hasattr(self, "holders"):
-            self.holders: dict[int, list[tuple[dict[str, Any], str]]] = {}
+        if self.holders is None:
+            self.holders = {}
             for owner in self.root.modules():
                 for table in (owner._parameters, owner._buffers):
                     for key, value in table.items():
@@ -80,13 +91,14 @@ class _Recorder:
                             self.holders.setdefault(id(value), []).append((table, key))
         return self.holders
 
-    def record(self, path: str, tensor: Tensor, entry: Provenance) -> None:
+    def record(self, path: str, tensor: Tensor, entry: Record) -> None:
         self.entries[path] = entry
-        self.versions[path] = tensor._version
-        if self.opaque and path in self.prints:
-            # Written by a rule inside a user init_weights: a later write through .data
-            # must show against this value, not the one before the call.
-            self.prints[path] = fingerprint(tensor)
+        if self.opaque:
+            self.versions[path] = tensor._version
+            if path in self.prints:
+                # Written by a rule inside a user init_weights: a later write through
+                # .data must show against this value, not the one before the call.
+                self.prints[path] = fingerprint(tensor)
 
 
 def running() -> bool:
@@ -110,80 +122,210 @@ def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> Ini
     ``super().init_weights()``), the writes are recorded in that outer run's report.
     """
     outer = _RECORDER.get()
-    recorder = outer or _Recorder(plan.module, torch.device(device))
+    recorder = outer or _Recorder(plan, torch.device(device))
     prefix = recorder.module_paths.get(id(plan.module), "") if outer else ""
-    token = _RECORDER.set(recorder)
-    try:
-        with torch.no_grad():
-            _run(plan, recorder, prefix, seed)
-    finally:
-        _RECORDER.reset(token)
-    report = InitReport.collect(plan.module, recorder.entries, prefix)
+    _run_in(recorder, plan.actions, prefix, seed)
+    entries = recorder.entries
+    report = InitReport.lazy(
+        type(plan.module).__name__,
+        plan.parameters,
+        lambda path: _provenance(entries.get(join_path(prefix, path))),
+        lambda: Counter(_kind(entries.get(join_path(prefix, p))) for p, _ in plan.parameters),
+    )
     if outer is None:
         report.log(logger)
     return report
 
 
-def _run(plan: InitPlan, recorder: _Recorder, prefix: str, seed: int | None) -> None:
-    actions = plan.actions
-    skipped = {i for i, a in enumerate(actions) if a.kind == "guard" and _initialized(a)}
-    last = _last_writers(actions, skipped) if seed is not None else {}
-    index = 0
-    while index < len(actions):
-        action = actions[index]
-        target = action.target
-        assert target is not None
-        if action.kind == "guard":
-            # MMEngine reads a child's is_init when its loop reaches it: user code that ran
-            # since (a shared module initialized through another parent) decides.
-            if _initialized(action):
-                if seed is not None and index not in skipped:
-                    skipped.add(index)
-                    last = _last_writers(actions, skipped)
-                index = action.skip
-            else:
-                index += 1
-            continue
-        index += 1
-        if action.kind == "mark":
-            target.is_init = True  # type: ignore[assignment]
-            continue
-        entry = Provenance(
-            kind=action.kind,
-            module=join_path(prefix, action.module),
-            initializer=action.describe(),
-            source=action.source if action.kind == "call" else join_path(prefix, action.source),
-        )
-        if action.kind == "write":
-            _write(action, index - 1, entry, recorder, prefix, seed, last)
-        elif action.kind == "load" and action.hooked:
-            _load_hooked(action, entry, recorder, prefix)
-        elif action.kind == "load":
-            assert action.checkpoint is not None
-            _keep_ties(target, action.tensors, recorder)
-            load_into(target, action.checkpoint, action.tensors, recorder.device)
-            own = target.state_dict(keep_vars=True)
-            for name, path in zip(action.tensors, action.params, strict=True):
-                what = replace(entry, initializer=action.describe_param(path))
-                recorder.record(join_path(prefix, path), own[name], what)
-        else:
-            _call(target, join_path(prefix, action.module), entry, recorder, seed)
+def run_nested(module: nn.Module) -> bool:
+    """Run the part of the running plan that ``module.init_weights()`` (BaseModule's) was
+    compiled into, when user code calls it from its own ``init_weights`` and the module's
+    ``init_cfg`` and children are what they were at compile time. False when there is no
+    such part (the caller compiles one)."""
+    recorder = _RECORDER.get()
+    subplan = recorder.subplans.get(id(module)) if recorder else None
+    if recorder is None or subplan is None or not subplan.still_fits(module):
+        return False
+    _run_in(recorder, subplan.actions, "", None)
+    return True
+
+
+def _run_in(recorder: _Recorder, actions: Sequence[Action], prefix: str, seed: int | None) -> None:
+    token = _RECORDER.set(recorder)
+    try:
+        with torch.no_grad():
+            _run(actions, recorder, prefix, seed)
+    finally:
+        _RECORDER.reset(token)
+
+
+def _provenance(record: Record | None) -> Provenance | None:
+    if record is None:
+        return None
+    action, tensor, prefix, hidden = record
+    module = join_path(prefix, action.module) if prefix else action.module
+    if action.kind == "call":
+        what = _HIDDEN_WRITE if hidden else action.describe()
+        return Provenance("call", module, what, action.source)
+    source = join_path(prefix, action.source) if prefix else action.source
+    if action.kind == "load":
+        return Provenance("load", module, action.describe_param(tensor), source)
+    assert isinstance(action.init, WeightInit)
+    return Provenance(action.kind, module, action.init.describe_tensor(tensor), source)
+
+
+def _kind(record: Record | None) -> str:
+    return "none" if record is None else record[0].kind
+
+
+def _barrier(action: Action) -> bool:
+    """User code runs here: what it writes, and which guards it flips, is unknown."""
+    return action.kind == "call" or (action.kind == "load" and bool(action.hooked))
 
 
 def _initialized(guard: Action) -> bool:
     return bool(getattr(guard.target, "is_init", False))
 
 
-def _last_writers(actions: tuple[Action, ...], skipped: set[int]) -> dict[str, int]:
-    """The last writer of each tensor among the actions that run: those inside a guard
-    that skips are left out."""
-    live = list(enumerate(actions))
-    for index in sorted(skipped):
-        live = [(i, a) for i, a in live if not index <= i < actions[index].skip]
-    return {path: i for i, a in live if a.kind in ("write", "load") for path in a.params}
+def _live(actions: Sequence[Action], start: int, end: int) -> list[int]:
+    """Indices in [start, end) that run, given each guard's is_init now."""
+    live, index = [], start
+    while index < end:
+        action = actions[index]
+        if action.kind == "guard" and _initialized(action):
+            index = action.skip
+            continue
+        live.append(index)
+        index += 1
+    return live
 
 
-def _load_hooked(action: Action, entry: Provenance, recorder: _Recorder, prefix: str) -> None:
+def _draw_only(actions: Sequence[Action], start: int) -> tuple[int, dict[int, frozenset[str]]]:
+    """For the stretch from ``start`` to the next user code: the end of that stretch, and
+    for each write in it the tensors a later action in it overwrites."""
+    end = start
+    while end < len(actions) and not (end > start and _barrier(actions[end])):
+        end += 1
+    later: set[str] = set()
+    found: dict[int, frozenset[str]] = {}
+    for index in reversed(_live(actions, start, end)):
+        action = actions[index]
+        if action.kind == "write":
+            over = [n for n, p in zip(action.tensors, action.params, strict=True) if p in later]
+            if over:
+                found[index] = frozenset(over)
+            later.update(action.params)
+        elif action.kind == "load" and not action.hooked:
+            later.update(action.params)
+    return end, found
+
+
+def _final_writers(actions: Sequence[Action]) -> dict[str, int]:
+    """For seeded mode: the index of each tensor's last writer among the actions that run."""
+    return {
+        path: index
+        for index in _live(actions, 0, len(actions))
+        for path in actions[index].params
+        if actions[index].kind in ("write", "load")
+    }
+
+
+def _run(actions: Sequence[Action], recorder: _Recorder, prefix: str, seed: int | None) -> None:
+    final = _final_writers(actions) if seed is not None else {}
+    finals = set(final.values())
+    stretch_end, draws = 0, dict[int, frozenset[str]]()
+    index = 0
+    while index < len(actions):
+        action = actions[index]
+        if seed is None and index >= stretch_end:
+            stretch_end, draws = _draw_only(actions, index)
+        kind = action.kind
+        if kind == "write":
+            if seed is None:
+                _write(action, index, recorder, prefix, draws.get(index, frozenset()))
+            elif index in finals:
+                _write_seeded(action, index, recorder, prefix, seed, final)
+        elif kind == "guard":
+            # MMEngine reads a child's is_init when its loop reaches it: user code that ran
+            # since (a shared module initialized through another parent) decides.
+            if _initialized(action):
+                if seed is not None and any(index < i < action.skip for i in finals):
+                    # User code initialized it since the plan began: the final writers of
+                    # its tensors are now elsewhere.
+                    final = _final_writers(actions)
+                    finals = set(final.values())
+                index = action.skip
+                continue
+        elif kind == "mark":
+            action.target.is_init = True  # type: ignore[union-attr]
+        elif kind == "load":
+            _load(action, recorder, prefix)
+            stretch_end = index + 1 if action.hooked else stretch_end
+        else:
+            _call(action, recorder, prefix, seed)
+            stretch_end = index + 1
+        index += 1
+
+
+def _write(
+    action: Action, index: int, recorder: _Recorder, prefix: str, draw_only: frozenset[str]
+) -> None:
+    init, target = action.init, action.target
+    assert isinstance(init, WeightInit) and target is not None
+    kernel = kernel_for(init)
+    for name, path in zip(action.tensors, action.params, strict=True):
+        tensor = getattr(target, name)
+        if tensor.is_meta:
+            tensor = recorder.materialize(target, name)
+        if name in draw_only:
+            draw_tensor(init, name, tensor)  # overwritten later: only advance the RNG
+            continue
+        if name == "weight":
+            kernel(init, tensor, None)
+        else:
+            tensor.fill_(init.bias_value)
+        recorder.record(join_path(prefix, path) if prefix else path, tensor,
+                        (action, name, prefix, False))  # fmt: skip
+
+
+def _write_seeded(
+    action: Action,
+    index: int,
+    recorder: _Recorder,
+    prefix: str,
+    seed: int,
+    final: dict[str, int],
+) -> None:
+    init, target = action.init, action.target
+    assert isinstance(init, WeightInit) and target is not None
+    for name, path in zip(action.tensors, action.params, strict=True):
+        if final.get(path) != index:
+            continue
+        tensor = getattr(target, name)
+        if tensor.is_meta:
+            tensor = recorder.materialize(target, name)
+        full = join_path(prefix, path) if prefix else path
+        generator = torch.Generator(device=tensor.device)
+        generator.manual_seed(seed_for(seed, full))
+        write_tensor(init, name, tensor, generator)
+        recorder.record(full, tensor, (action, name, prefix, False))
+
+
+def _load(action: Action, recorder: _Recorder, prefix: str) -> None:
+    target, checkpoint = action.target, action.checkpoint
+    assert target is not None and checkpoint is not None
+    if action.hooked:
+        _load_hooked(action, recorder, prefix)
+        return
+    _keep_ties(target, action.tensors, recorder)
+    load_into(target, checkpoint, action.tensors, recorder.device)
+    own = target.state_dict(keep_vars=True)
+    for name, path in zip(action.tensors, action.params, strict=True):
+        full = join_path(prefix, path) if prefix else path
+        recorder.record(full, own[name], (action, path, prefix, False))
+
+
+def _load_hooked(action: Action, recorder: _Recorder, prefix: str) -> None:
     """A load through the model's load code: the whole mapped state dict, MMEngine's
     recursion, copies into the model's tensors (meta ones are allocated first)."""
     target, checkpoint = action.target, action.checkpoint
@@ -201,51 +343,28 @@ def _load_hooked(action: Action, entry: Provenance, recorder: _Recorder, prefix:
     own = target.state_dict(keep_vars=True)
     for key, path in zip(action.tensors, action.params, strict=True):
         if own[key]._version != versions[key]:
-            what = replace(entry, initializer=action.describe_param(path))
-            recorder.record(join_path(prefix, path), own[key], what)
+            full = join_path(prefix, path) if prefix else path
+            recorder.record(full, own[key], (action, path, prefix, False))
 
 
 def _keep_ties(module: nn.Module, keys: tuple[str, ...], recorder: _Recorder) -> None:
     """Materialize shared meta tensors before a load: assigning the entry to one holder
     would leave the others on the meta device (and untie them)."""
+    holders = None
     for key, tensor in module.state_dict(keep_vars=True).items():
-        if key in keys and tensor.is_meta and len(recorder._holders().get(id(tensor), ())) > 1:
-            owner, _, name = key.rpartition(".")
-            recorder.materialize(module.get_submodule(owner), name)
+        if key in keys and tensor.is_meta:
+            holders = holders or recorder.meta_holders()
+            if len(holders.get(id(tensor), ())) > 1:
+                owner, _, name = key.rpartition(".")
+                recorder.materialize(module.get_submodule(owner), name)
 
 
-def _write(
-    action: Action,
-    index: int,
-    entry: Provenance,
-    recorder: _Recorder,
-    prefix: str,
-    seed: int | None,
-    last: dict[str, int],
-) -> None:
-    init = action.init
-    assert isinstance(init, WeightInit) and action.target is not None
-    for name, path in zip(action.tensors, action.params, strict=True):
-        tensor = getattr(action.target, name)
-        full = join_path(prefix, path)
-        if tensor.is_meta and (seed is None or last.get(path) == index):
-            tensor = recorder.materialize(action.target, name)
-        if seed is None:
-            write_tensor(init, name, tensor)
-        elif last.get(path) == index:
-            generator = torch.Generator(device=tensor.device)
-            generator.manual_seed(seed_for(seed, full))
-            write_tensor(init, name, tensor, generator)
-        else:
-            continue
-        recorder.record(full, tensor, replace(entry, initializer=init.describe_tensor(name)))
-
-
-def _call(
-    module: nn.Module, path: str, entry: Provenance, recorder: _Recorder, seed: int | None
-) -> None:
+def _call(action: Action, recorder: _Recorder, prefix: str, seed: int | None) -> None:
     """Run a user ``init_weights``; what it wrote itself is read off tensor version counters,
     and off fingerprints for writes through ``.data``, which counters do not see."""
+    module = action.target
+    assert module is not None
+    path = join_path(prefix, action.module) if prefix else action.module
     tensors = {join_path(path, n): t for n, t in module.named_parameters()}
     for full, tensor in tensors.items():
         recorder.versions[full] = tensor._version
@@ -257,25 +376,32 @@ def _call(
         if seed is None:
             init_weights()
         else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed_for(seed, path))
-                init_weights()
+            _seeded_call(init_weights, seed_for(seed, path))
     finally:
         recorder.opaque -= 1
-    hidden = replace(entry, initializer=_HIDDEN_WRITE)
     for full, tensor in tensors.items():
         if tensor._version != recorder.versions[full]:
-            recorder.record(full, tensor, entry)
-        elif full in recorder.prints and fingerprint(tensor) != recorder.prints[full]:
-            recorder.record(full, tensor, hidden)
+            recorder.record(full, tensor, (action, "", prefix, False))
+        elif full in recorder.prints and fingerprint(tensor) != recorder.prints.pop(full):
+            recorder.record(full, tensor, (action, "", prefix, True))
 
 
-_HIDDEN_WRITE = "changed by user code (not seen by version counters)"
+def _seeded_call(init_weights: Callable[[], None], seed: int) -> None:
+    """Run user code on a global RNG seeded for it: the CPU generator, and those of CUDA
+    devices already initialized (seeding the others would initialize them, and
+    ``fork_rng`` would not restore them), all restored afterwards."""
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
+    devices = list(range(torch.cuda.device_count())) if cuda else []
+    with torch.random.fork_rng(devices=devices):
+        torch.default_generator.manual_seed(seed)
+        for device in devices:
+            torch.cuda.default_generators[device].manual_seed(seed)
+        init_weights()
 
 
 def fingerprint(tensor: Tensor) -> int:
     """A checksum of the tensor's bytes: an in-place write through ``.data`` leaves the
     version counter alone but (almost surely) changes this sum."""
-    raw = tensor.detach().contiguous().reshape(-1).view(torch.uint8)
-    words = raw.view(torch.int64) if raw.numel() % 8 == 0 else raw.to(torch.int64)
-    return int(words.sum()) ^ raw.numel()
+    raw = tensor.detach().reshape(-1).view(torch.uint8)
+    words = raw.view(torch.int32) if raw.numel() % 4 == 0 else raw
+    return int(words.sum(dtype=torch.int64)) ^ raw.numel()

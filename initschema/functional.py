@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -31,7 +32,9 @@ __all__ = [
     "bias_init_with_prob",
     "caffe2_xavier_init",
     "constant_init",
+    "draw_tensor",
     "kaiming_init",
+    "kernel_for",
     "normal_init",
     "trunc_normal_",
     "trunc_normal_init",
@@ -208,6 +211,39 @@ def write_tensor(
         nn.init.constant_(tensor, init.bias_value)
 
 
+Kernel = Callable[[Any, Tensor, "torch.Generator | None"], None]
+_KERNEL_OF: dict[type, Kernel] = {}
+
+
+def kernel_for(init: WeightInit) -> Kernel:
+    """The function that writes ``init``'s weights: its class's own ``init_weight`` when it
+    has one (a user initializer), else the built-in kernel registered for it."""
+    cls = type(init)
+    if cls not in _KERNEL_OF:
+        kernel = None
+        if cls.init_weight is WeightInit.init_weight:
+            kernel = next((KERNELS[c] for c in cls.__mro__ if c in KERNELS), None)
+        _KERNEL_OF[cls] = kernel or _own_init_weight
+    return _KERNEL_OF[cls]
+
+
+def _own_init_weight(init: WeightInit, weight: Tensor, generator: torch.Generator | None) -> None:
+    init.init_weight(weight, generator)
+
+
+def draw_tensor(init: WeightInit, name: str, tensor: Tensor) -> None:
+    """What a write that a later one overwrites must still do: draw the random numbers the
+    full write draws (the global RNG then advances exactly as MMEngine's does), and nothing
+    else. Biases and constants draw nothing; user initializers are written in full."""
+    if name != "weight":
+        return
+    draw = _DRAWS.get(type(init)) if kernel_for(init) is KERNELS.get(type(init)) else None
+    if draw is None or tensor.numel() == 0:
+        kernel_for(init)(init, tensor, None)
+    else:
+        draw(init, tensor)
+
+
 # The built-in initializers' formulas (their ``init_weight``), registered by class.
 
 
@@ -246,6 +282,43 @@ def _caffe2_xavier(
         weight, a=1, mode="fan_in", nonlinearity="leaky_relu", generator=generator
     )
 
+
+def _draw_trunc_normal(init: TruncNormalInit, weight: Tensor) -> None:
+    # The uniform draw of trunc_normal_; erfinv, scaling and clamping only transform it.
+    weight.uniform_(-1.0, 1.0)
+
+
+def _draw_uniform(init: WeightInit, weight: Tensor) -> None:
+    weight.uniform_()
+
+
+def _draw_normal(init: WeightInit, weight: Tensor) -> None:
+    weight.normal_()
+
+
+def _draw_nothing(init: WeightInit, weight: Tensor) -> None:
+    pass
+
+
+def _draw_by_distribution(init: XavierInit | KaimingInit, weight: Tensor) -> None:
+    if init.distribution == "uniform":
+        weight.uniform_()
+    else:
+        weight.normal_()
+
+
+# How many numbers each draws, and from which distribution, never depends on its
+# arguments (bounds, std, fans): only on the tensor. So drawing with defaults advances
+# the generator exactly as the full write does.
+_DRAWS: dict[type, Callable[[Any, Tensor], None]] = {
+    ConstantInit: _draw_nothing,
+    XavierInit: _draw_by_distribution,
+    NormalInit: _draw_normal,
+    TruncNormalInit: _draw_trunc_normal,
+    UniformInit: _draw_uniform,
+    KaimingInit: _draw_by_distribution,
+    Caffe2XavierInit: _draw_uniform,
+}
 
 KERNELS.update(
     {

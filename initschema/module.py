@@ -21,7 +21,7 @@ from . import _runtime
 from .cfg import parse_init_cfg
 from .compiler import compile_init_weights, compile_plan, has_own_init_weights
 from .errors import InitCfgError, Problem, join_path
-from .execute import execute, path_in_run, running
+from .execute import execute, path_in_run, run_nested, running
 from .initializers import Initializer
 from .lints import deferred_lints
 from .plan import InitPlan
@@ -93,6 +93,8 @@ class BaseModule(nn.Module):
         # Called from a user init_weights inside a running plan (its super().init_weights()),
         # the outer plan reports and lints the whole model: this part only runs.
         nested, where = running(), path_in_run(self)
+        if nested and run_nested(self):  # compiled with the running plan, and still valid
+            return
         try:
             plan = compile_init_weights(self, log=not nested, lint=not nested, where=where)
         except InitCfgError as error:

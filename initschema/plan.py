@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .pretrained import Checkpoint, KeyMatch
     from .report import InitReport
 
-__all__ = ["Action", "InitPlan", "RuleUse", "last_writers", "render_plan"]
+__all__ = ["Action", "InitPlan", "RuleUse", "SubPlan", "last_writers", "render_plan"]
 
 ActionKind = Literal["write", "load", "call", "guard", "mark"]
 
@@ -37,6 +37,22 @@ class RuleUse:
     """The path of the module the rule is attached to."""
     layer: tuple[str, ...] | None
     has_override: bool
+
+
+@dataclass(frozen=True)
+class SubPlan:
+    """The part of a plan that ``super().init_weights()`` of one module runs, compiled with
+    the whole plan; valid while the module's ``init_cfg`` and children stay the same."""
+
+    actions: tuple[Action, ...]
+    init_cfg: Any
+    """A copy of the module's ``init_cfg`` when it was compiled."""
+    children: tuple[tuple[str, int], ...]
+
+    def still_fits(self, module: nn.Module) -> bool:
+        """Whether ``module`` is still as it was compiled (user code may change it first)."""
+        children = tuple((name, id(child)) for name, child in module._modules.items())
+        return children == self.children and getattr(module, "init_cfg", None) == self.init_cfg
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,9 @@ class InitPlan:
     """Every module of the model under its first path, in ``named_modules`` order."""
     tensors: Mapping[str, Tensor] = field(default_factory=dict, repr=False, compare=False)
     """Every parameter, then every buffer, under its canonical (first) path."""
+    subplans: Mapping[int, SubPlan] = field(default_factory=dict, repr=False, compare=False)
+    """What BaseModule's ``init_weights`` of each module with its own ``init_weights``
+    compiled to (by ``id`` of the module): run when that code calls ``super()``."""
 
     def execute(self, seed: int | None = None, *, device: str = "cpu") -> InitReport:
         """Write the weights and return the report (see :func:`initschema.execute.execute`).

@@ -7,15 +7,13 @@ import json
 import logging
 import shutil
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from torch import nn
-
-from .errors import join_path
 
 __all__ = [
     "InitReport",
@@ -48,22 +46,56 @@ class ReportRow:
     provenance: Provenance | None
 
 
-@dataclass(frozen=True)
 class InitReport:
-    """Exact provenance for every parameter of the initialized module."""
+    """Exact provenance for every parameter of the initialized module.
 
-    model: str
-    rows: tuple[ReportRow, ...]
+    Built from ``rows``, or (what execution does) from raw records that are turned into
+    :class:`Provenance` text only when the rows are first read: initializing a model
+    costs no string formatting per tensor.
+    """
+
+    __slots__ = ("_kinds", "_rows", "_source", "model")
+
+    def __init__(self, model: str, rows: Sequence[ReportRow] = ()) -> None:
+        self.model = model
+        self._rows: tuple[ReportRow, ...] | None = tuple(rows)
+        self._source: tuple[Sequence[tuple[str, tuple[int, ...]]], Callable[[str], Any]] | None
+        self._source = None
+        self._kinds: Callable[[], Counter[str]] | None = None
 
     @classmethod
-    def collect(
-        cls, module: nn.Module, entries: Mapping[str, Provenance], prefix: str = ""
+    def lazy(
+        cls,
+        model: str,
+        parameters: Sequence[tuple[str, tuple[int, ...]]],
+        provenance: Callable[[str], Provenance | None],
+        kinds: Callable[[], Counter[str]],
     ) -> InitReport:
-        rows = tuple(
-            ReportRow(name, tuple(p.shape), entries.get(join_path(prefix, name)))
-            for name, p in module.named_parameters()
+        """A report whose rows are made on first use: ``provenance(path)`` formats one
+        parameter's entry; ``kinds()`` counts the kinds of writers (for the summary)."""
+        report = cls(model)
+        report._rows, report._source, report._kinds = None, (parameters, provenance), kinds
+        return report
+
+    @property
+    def rows(self) -> tuple[ReportRow, ...]:
+        """One row per parameter, in ``named_parameters`` order."""
+        if self._rows is None:
+            assert self._source is not None
+            parameters, provenance = self._source
+            self._rows = tuple(ReportRow(p, shape, provenance(p)) for p, shape in parameters)
+        return self._rows
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InitReport) and (self.model, self.rows) == (
+            other.model,
+            other.rows,
         )
-        return cls(type(module).__name__, rows)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"InitReport(model={self.model!r}, rows={len(self.rows)})"
 
     def __iter__(self) -> Iterator[ReportRow]:
         return iter(self.rows)
@@ -84,10 +116,13 @@ class InitReport:
 
     def summary(self) -> str:
         """One line: how many parameters were written, and by what."""
-        counts = Counter(row.provenance.kind if row.provenance else "none" for row in self.rows)
+        if self._rows is None and self._kinds is not None:
+            counts = self._kinds()
+        else:
+            counts = Counter(row.provenance.kind if row.provenance else "none" for row in self.rows)
         parts = [f"{counts[k]} by {w}" for k, w in _KIND_WORDS.items() if counts[k]]
         parts.append(f"{counts['none']} unchanged")
-        return f"initialized {self.model}: {len(self.rows)} parameters, {', '.join(parts)}"
+        return f"initialized {self.model}: {counts.total()} parameters, {', '.join(parts)}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,13 +161,7 @@ class InitReport:
 
 
 def _written_by(provenance: Provenance | None) -> str:
-    if provenance is None:
-        return "unchanged"
-    if provenance.kind == "call":
-        return provenance.initializer
-    if provenance.kind == "load":
-        return provenance.initializer
-    return provenance.initializer
+    return "unchanged" if provenance is None else provenance.initializer
 
 
 def possibly_uninitialized(owner: nn.Module) -> bool:
