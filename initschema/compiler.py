@@ -10,6 +10,7 @@ happens here, so a failing compile leaves every weight as it was.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -138,38 +139,39 @@ class Tree:
         self.order: list[tuple[str, nn.Module]] = []
         self.start: dict[str, int] = {"": 0}
         self.end: dict[str, int] = {}
-        stack: list[tuple[str, nn.Module, list[tuple[str, nn.Module]], int]] = [
-            ("", root, _children(root), 0)
-        ]
+        self.modules: dict[str, nn.Module] = {"": root}
+        self.module_paths: dict[int, str] = {id(root): ""}
+        # One depth-first walk: entering a module gives named_modules' pre-order (a module
+        # met again is not recorded again), leaving it gives apply's post-order.
+        stack = [("", root, _children(root), 0)]
         while stack:
             path, module, kids, index = stack[-1]
             if index < len(kids):
                 stack[-1] = (path, module, kids, index + 1)
                 name, child = kids[index]
-                child_path = join_path(path, name)
+                child_path = f"{path}.{name}" if path else name
                 self.start[child_path] = len(self.order)
+                if id(child) not in self.module_paths:
+                    self.module_paths[id(child)] = child_path
+                    self.modules[child_path] = child
                 stack.append((child_path, child, _children(child), 0))
             else:
                 stack.pop()
                 self.order.append((path, module))
                 self.end[path] = len(self.order)
-        self.modules = preorder(root)
-        self.module_paths = {id(module): path for path, module in self.modules.items()}
-        self.parameters = self._tensors("_parameters")
-        self.buffers = self._tensors("_buffers")
+        self.parameters: list[tuple[str, Tensor]] = []
+        self.buffers: list[tuple[str, Tensor]] = []
         self.tensor_paths: dict[int, str] = {}
-        for path, tensor in [*self.parameters, *self.buffers]:
-            self.tensor_paths.setdefault(id(tensor), path)
-
-    def _tensors(self, table: str) -> list[tuple[str, Tensor]]:
         seen: set[int] = set()
-        found = []
-        for path, module in self.modules.items():
-            for name, tensor in getattr(module, table).items():
-                if tensor is not None and id(tensor) not in seen:
-                    seen.add(id(tensor))
-                    found.append((join_path(path, name), tensor))
-        return found
+        for found, table in ((self.parameters, "_parameters"), (self.buffers, "_buffers")):
+            seen.clear()
+            for path, module in self.modules.items():
+                for name, tensor in getattr(module, table).items():
+                    if tensor is not None and id(tensor) not in seen:
+                        seen.add(id(tensor))
+                        tensor_path = f"{path}.{name}" if path else name
+                        found.append((tensor_path, tensor))
+                        self.tensor_paths.setdefault(id(tensor), tensor_path)
 
     def subtree(self, module: nn.Module, path: str) -> list[tuple[str, nn.Module]]:
         """(path, submodule) of the subtree at ``path`` in apply order."""
@@ -253,21 +255,25 @@ class _Compiler:
         for rule in rules:
             if not rule.is_pretrained:
                 self.emit_rule(module, path, rule)
-        for name, child in module.named_children():
+        for name, child in _children(module):
             if not hasattr(child, "init_weights") or getattr(child, "is_init", False):
                 continue
             if id(child) in self.initialized:
                 continue
-            child_path = join_path(path, name)
+            child_path = f"{path}.{name}" if path else name
+            guarded = hasattr(child, "is_init")
             guard = len(self.actions)
-            if hasattr(child, "is_init"):
-                self.actions.append(Action("guard", child_path, "is_init", target=child))
+            if guarded:
+                self.actions.append(_NO_ACTION)  # replaced once the child's length is known
             if has_own_init_weights(child):
                 self.emit_call(child, child_path)
             else:
                 self.compile_init_weights(child, child_path)
-            if hasattr(child, "is_init"):
-                self.actions[guard] = replace(self.actions[guard], skip=len(self.actions))
+            if guarded:
+                skip = len(self.actions)
+                self.actions[guard] = Action(
+                    "guard", child_path, "is_init", target=child, skip=skip
+                )
         for rule in rules:
             if rule.is_pretrained:
                 self.emit_rule(module, path, rule)
@@ -283,7 +289,7 @@ class _Compiler:
         if is_base_module(module):
             self.speculate(module, path)
         found: dict[int, str] = {}  # what named_parameters() yields, each tensor once
-        for sub_path, sub in preorder(module, path).items():
+        for sub_path, sub in self.tree.subtree(module, path):
             for name, tensor in sub._parameters.items():
                 if tensor is not None and id(tensor) not in found:
                     found[id(tensor)] = self.canonical(tensor, join_path(sub_path, name))
@@ -317,15 +323,20 @@ class _Compiler:
         if isinstance(init, PretrainedInit):
             self.emit_load(module, path, init, rule.source)
         elif isinstance(init, WeightInit):
+            types: set[type] = set()
             if init.layer:
                 for sub_path, sub in self.tree.subtree(module, path):
-                    key = (id(init), type(sub))
+                    cls = type(sub)
+                    types.add(cls)
+                    key = (id(init), cls)
                     if key not in self.matches:
                         self.matches[key] = init.matches(sub)
                     if self.matches[key]:
                         self.emit_write(sub, sub_path, init, rule.source)
-            layer = init.layer
-            self.rule_uses.append(RuleUse(rule.source, path, layer, bool(init.override)))
+            classes = frozenset(n for c in types for n in (c.__name__, *_base_names(c)))
+            self.rule_uses.append(
+                RuleUse(rule.source, path, init.layer, bool(init.override), classes)
+            )
         else:
             self.problems.append(Problem(rule.source, _unsupported(init)))
             return
@@ -374,7 +385,7 @@ class _Compiler:
 
     def emit_write(self, module: nn.Module, path: str, init: WeightInit, source: str) -> None:
         weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
-        key = (id(init), type(module), *_signature(weight), *_signature(bias))
+        key = (init, type(module), *_signature(weight), *_signature(bias))
         if key not in self.checked:
             problems = write_problems(init, module)
             for message in problems:
@@ -474,6 +485,15 @@ class _Compiler:
                 [Problem(lint.path, f"{lint.message} (strict: {lint.kind})") for lint in errors]
             )
         return replace(plan, lints=tuple(lints))
+
+
+@functools.cache
+def _base_names(cls: type) -> tuple[str, ...]:
+    return tuple(base.__name__ for base in cls.__bases__)
+
+
+_NO_ACTION = Action("mark", "", "")
+"""A placeholder in the action list, never left in a plan."""
 
 
 def _signature(value: object) -> tuple[Any, ...]:

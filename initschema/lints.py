@@ -197,10 +197,7 @@ def _layer_lints(plan: InitPlan) -> list[Lint]:
                     )
                 )
             continue
-        classes: set[str] = set()
-        for sub in plan.module.get_submodule(path).modules():
-            cls = type(sub)
-            classes.update([cls.__name__, *(b.__name__ for b in cls.__bases__)])
+        classes = rule.classes
         unmatched = [name for name in layer if name not in classes]
         if not unmatched or (rule.source, "") in seen:
             continue

@@ -37,6 +37,9 @@ class RuleUse:
     """The path of the module the rule is attached to."""
     layer: tuple[str, ...] | None
     has_override: bool
+    classes: frozenset[str] = frozenset()
+    """The class names ``layer`` can match under that module: each class's own name and
+    the names of its direct bases."""
 
 
 @dataclass(frozen=True)
