@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import join_path
-from .functional import draw_tensor, kernel_for, write_tensor
+from .functional import draw_tensor, draws_nothing, kernel_for
 from .initializers import WeightInit
 from .load_hooks import load_through_hooks
 from .plan import Action, InitPlan
@@ -138,7 +138,9 @@ def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> Ini
         type(plan.module).__name__,
         plan.parameters,
         lambda path: _provenance(entries.get(join_path(prefix, path))),
-        lambda: Counter(_kind(entries.get(join_path(prefix, p))) for p, _ in plan.parameters),
+        lambda: Counter(
+            _kind(entries.get(join_path(prefix, p) if prefix else p)) for p, _ in plan.parameters
+        ),
     )
     if outer is None:
         report.log(logger)
@@ -266,7 +268,8 @@ def _run(actions: Sequence[Action], recorder: _Recorder, prefix: str, seed: int 
                 index = action.skip
                 continue
         elif kind == "mark":
-            action.target.is_init = True  # type: ignore[union-attr]
+            # The is_init property itself, without nn.Module.__setattr__'s table lookups.
+            object.__setattr__(action.target, "is_init", True)
         elif kind == "load":
             _load(action, recorder, prefix)
             stretch_end = index + 1 if action.hooked else stretch_end
@@ -314,9 +317,14 @@ def _write_seeded(
         if tensor.is_meta:
             tensor = recorder.materialize(target, name)
         full = join_path(prefix, path) if prefix else path
-        generator = torch.Generator(device=tensor.device)
-        generator.manual_seed(seed_for(seed, full))
-        write_tensor(init, name, tensor, generator)
+        if name != "weight":
+            tensor.fill_(init.bias_value)
+        elif draws_nothing(init, name):
+            kernel_for(init)(init, tensor, None)
+        else:
+            generator = torch.Generator(device=tensor.device)
+            generator.manual_seed(seed_for(seed, full))
+            kernel_for(init)(init, tensor, generator)
         recorder.record(full, tensor, (action, name, prefix, False))
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "caffe2_xavier_init",
     "constant_init",
     "draw_tensor",
+    "draws_nothing",
     "kaiming_init",
     "kernel_for",
     "normal_init",
@@ -203,12 +204,13 @@ def bias_init_with_prob(prior_prob: float) -> float:
 def write_tensor(
     init: WeightInit, name: str, tensor: Tensor, generator: torch.Generator | None = None
 ) -> None:
-    """Write one tensor of a module as ``init`` says: ``'weight'`` by its formula (its
-    ``init_weight``), ``'bias'`` with its constant."""
-    if name == "weight":
-        init.init_weight(tensor, generator)
-    else:
-        nn.init.constant_(tensor, init.bias_value)
+    """Write one tensor of a module as ``init`` says (under ``torch.no_grad()``): ``'weight'``
+    by its formula, ``'bias'`` with its constant."""
+    with torch.no_grad():
+        if name == "weight":
+            kernel_for(init)(init, tensor, generator)
+        else:
+            tensor.fill_(init.bias_value)
 
 
 Kernel = Callable[[Any, Tensor, "torch.Generator | None"], None]
@@ -216,13 +218,13 @@ _KERNEL_OF: dict[type, Kernel] = {}
 
 
 def kernel_for(init: WeightInit) -> Kernel:
-    """The function that writes ``init``'s weights: its class's own ``init_weight`` when it
-    has one (a user initializer), else the built-in kernel registered for it."""
+    """The function that writes ``init``'s weights, to be called under ``torch.no_grad()``:
+    the built-in kernel of its class, or its own ``init_weight`` (a user initializer)."""
     cls = type(init)
     if cls not in _KERNEL_OF:
         kernel = None
         if cls.init_weight is WeightInit.init_weight:
-            kernel = next((KERNELS[c] for c in cls.__mro__ if c in KERNELS), None)
+            kernel = next((_RAW[c] for c in cls.__mro__ if c in _RAW), None)
         _KERNEL_OF[cls] = kernel or _own_init_weight
     return _KERNEL_OF[cls]
 
@@ -231,24 +233,32 @@ def _own_init_weight(init: WeightInit, weight: Tensor, generator: torch.Generato
     init.init_weight(weight, generator)
 
 
+def draws_nothing(init: WeightInit, name: str) -> bool:
+    """Whether writing tensor ``name`` as ``init`` says uses no random numbers."""
+    return name != "weight" or _DRAWS.get(type(init)) is _draw_nothing
+
+
 def draw_tensor(init: WeightInit, name: str, tensor: Tensor) -> None:
     """What a write that a later one overwrites must still do: draw the random numbers the
     full write draws (the global RNG then advances exactly as MMEngine's does), and nothing
     else. Biases and constants draw nothing; user initializers are written in full."""
     if name != "weight":
         return
-    draw = _DRAWS.get(type(init)) if kernel_for(init) is KERNELS.get(type(init)) else None
+    cls = type(init)
+    draw = _DRAWS.get(cls) if cls.init_weight is WeightInit.init_weight else None
     if draw is None or tensor.numel() == 0:
         kernel_for(init)(init, tensor, None)
     else:
         draw(init, tensor)
 
 
-# The built-in initializers' formulas (their ``init_weight``), registered by class.
+# The built-in initializers' formulas, by class. Called under torch.no_grad() (the
+# executor runs under it; ``init_weight`` calls them through _guarded), with the same
+# tensor operations torch.nn.init makes, so the same bits.
 
 
 def _constant(init: ConstantInit, weight: Tensor, generator: torch.Generator | None) -> None:
-    nn.init.constant_(weight, init.val)
+    weight.fill_(init.val)
 
 
 def _xavier(init: XavierInit, weight: Tensor, generator: torch.Generator | None) -> None:
@@ -257,7 +267,7 @@ def _xavier(init: XavierInit, weight: Tensor, generator: torch.Generator | None)
 
 
 def _normal(init: NormalInit, weight: Tensor, generator: torch.Generator | None) -> None:
-    nn.init.normal_(weight, init.mean, init.std, generator=generator)
+    weight.normal_(init.mean, init.std, generator=generator)
 
 
 def _trunc_normal(init: TruncNormalInit, weight: Tensor, generator: torch.Generator | None) -> None:
@@ -265,7 +275,7 @@ def _trunc_normal(init: TruncNormalInit, weight: Tensor, generator: torch.Genera
 
 
 def _uniform(init: UniformInit, weight: Tensor, generator: torch.Generator | None) -> None:
-    nn.init.uniform_(weight, init.a, init.b, generator=generator)
+    weight.uniform_(init.a, init.b, generator=generator)
 
 
 def _kaiming(init: KaimingInit, weight: Tensor, generator: torch.Generator | None) -> None:
@@ -281,6 +291,16 @@ def _caffe2_xavier(
     nn.init.kaiming_uniform_(
         weight, a=1, mode="fan_in", nonlinearity="leaky_relu", generator=generator
     )
+
+
+def _guarded(kernel: Kernel) -> Kernel:
+    """``kernel`` under ``torch.no_grad()``: what ``init_weight`` runs when called directly."""
+
+    def init_weight(init: Any, weight: Tensor, generator: torch.Generator | None) -> None:
+        with torch.no_grad():
+            kernel(init, weight, generator)
+
+    return init_weight
 
 
 def _draw_trunc_normal(init: TruncNormalInit, weight: Tensor) -> None:
@@ -320,14 +340,13 @@ _DRAWS: dict[type, Callable[[Any, Tensor], None]] = {
     Caffe2XavierInit: _draw_uniform,
 }
 
-KERNELS.update(
-    {
-        ConstantInit: _constant,
-        XavierInit: _xavier,
-        NormalInit: _normal,
-        TruncNormalInit: _trunc_normal,
-        UniformInit: _uniform,
-        KaimingInit: _kaiming,
-        Caffe2XavierInit: _caffe2_xavier,
-    }
-)
+_RAW: dict[type, Kernel] = {
+    ConstantInit: _constant,
+    XavierInit: _xavier,
+    NormalInit: _normal,
+    TruncNormalInit: _trunc_normal,
+    UniformInit: _uniform,
+    KaimingInit: _kaiming,
+    Caffe2XavierInit: _caffe2_xavier,
+}
+KERNELS.update({cls: _guarded(kernel) for cls, kernel in _RAW.items()})

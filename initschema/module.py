@@ -75,7 +75,7 @@ class BaseModule(nn.Module):
 
     @is_init.setter
     def is_init(self, value: bool) -> None:
-        self._is_init = value
+        object.__setattr__(self, "_is_init", value)  # a bool: nn.Module's checks are moot
 
     def init_weights(self) -> None:
         """Initialize the weights from the ``init_cfg`` of this module and its descendants.
