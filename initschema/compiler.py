@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
@@ -234,18 +234,35 @@ class _Compiler:
         self.module_paths = self.tree.module_paths
         self.tensor_paths = self.tree.tensor_paths
         self.matches: dict[tuple[int, type], bool] = {}
+        self.parsed: dict[Any, tuple[str, tuple[Rule, ...]]] = {}
+        self.selections: dict[int, Initializer] = {}
         self.checked: set[tuple[Any, ...]] = set()
         """Writes known to have no problem, by (rule, class, dtypes, dims)."""
+
+    def inherited(self, init: Initializer) -> Initializer:
+        """What an override with only a name applies: its rule's arguments (made once)."""
+        if id(init) not in self.selections:
+            self.selections[id(init)] = init.without_selection()
+        return self.selections[id(init)]
 
     def full_path(self, path: str) -> str:
         return join_path(self.where, path) if path else self.where
 
     def parse(self, init_cfg: Any, path: str) -> tuple[Rule, ...]:
+        """The rules of ``init_cfg``; a config equal to one parsed before in this compile
+        (every block of a model has the same) reuses its typed rules, at this path."""
+        key = _frozen(init_cfg) if path else None
+        if key is not None and key in self.parsed:
+            base, rules = self.parsed[key]
+            return tuple(_rebased(rule, base, path) for rule in rules)
         try:
-            return parse_init_cfg(init_cfg, path).rules
+            rules = parse_init_cfg(init_cfg, path).rules
         except InitCfgError as error:
             self.problems.extend(error.problems)
             return ()
+        if key is not None:
+            self.parsed[key] = (path, rules)
+        return rules
 
     def canonical(self, tensor: Tensor, alias: str) -> str:
         return self.tensor_paths.get(id(tensor), alias)
@@ -345,7 +362,7 @@ class _Compiler:
             if target is None:
                 continue
             target_path = self.module_paths.get(id(target), join_path(path, override.name))
-            sub_init = override.init or init.without_selection()
+            sub_init = override.init or self.inherited(init)
             if isinstance(sub_init, PretrainedInit):
                 self.emit_load(target, target_path, sub_init, source)
             elif isinstance(sub_init, WeightInit):
@@ -485,6 +502,35 @@ class _Compiler:
                 [Problem(lint.path, f"{lint.message} (strict: {lint.kind})") for lint in errors]
             )
         return replace(plan, lints=tuple(lints))
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable copy of a plain config (dicts, lists, scalars, typed rules), or None
+    when it holds anything else. Scalars keep their type: ``True`` is not ``1`` here."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return (kind, value)
+    if kind is dict or isinstance(value, Mapping):
+        items = [(k, _frozen(v)) for k, v in value.items()]
+        ok = all(isinstance(k, str) and v is not None for k, v in items)
+        return ("dict", tuple(items)) if ok else None
+    if isinstance(value, list | tuple):
+        items = [_frozen(v) for v in value]
+        return ("list", tuple(items)) if all(v is not None for v in items) else None
+    if isinstance(value, Initializer | type):
+        return (kind, value)
+    return None
+
+
+def _rebased(rule: Rule, base: str, path: str) -> Rule:
+    """``rule``, parsed at config path ``base``, as if parsed at ``path``."""
+    overrides = rule.override_paths
+    return Rule(
+        path + rule.source[len(base) :],
+        rule.init,
+        rule.name,
+        None if overrides is None else tuple(path + p[len(base) :] for p in overrides),
+    )
 
 
 @functools.cache
