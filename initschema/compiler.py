@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ._runtime import paused_gc
 from .builtin_initializers import PretrainedInit
 from .cfg import Rule, parse_init_cfg
 from .errors import InitCfgError, InitUsageError, Problem, did_you_mean, join_path
@@ -85,6 +86,13 @@ def compile_plan(
     are problems too. Lints are logged on the ``initschema`` logger unless ``log`` is
     False.
     """
+    with paused_gc():
+        return _compile_plan(module, init_cfg, path, strict, log)
+
+
+def _compile_plan(
+    module: nn.Module, init_cfg: Any, path: str, strict: bool | None, log: bool
+) -> InitPlan:
     compiler = _Compiler(module)
     if init_cfg is not None:
         for rule in compiler.parse(init_cfg, path):
@@ -118,9 +126,10 @@ def compile_init_weights(
     ``log=False`` keeps its lints off the log; ``lint=False`` computes none (a nested
     ``super().init_weights()``: the outer plan lints the whole model); ``where`` is the
     module's path in that model, for messages."""
-    compiler = _Compiler(module, where)
-    compiler.compile_init_weights(module, "")
-    return compiler.finish(init_weights_mode=True, log=log, lint=lint, strict=strict)
+    with paused_gc():
+        compiler = _Compiler(module, where)
+        compiler.compile_init_weights(module, "")
+        return compiler.finish(init_weights_mode=True, log=log, lint=lint, strict=strict)
 
 
 class Tree:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ._runtime import paused_gc
 from .errors import join_path
 from .functional import draw_tensor, draws_nothing, kernel_for
 from .initializers import WeightInit
@@ -163,7 +164,7 @@ def run_nested(module: nn.Module) -> bool:
 def _run_in(recorder: _Recorder, actions: Sequence[Action], prefix: str, seed: int | None) -> None:
     token = _RECORDER.set(recorder)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), paused_gc():
             _run(actions, recorder, prefix, seed)
             recorder.settle()
     finally:
