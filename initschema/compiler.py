@@ -261,6 +261,10 @@ class _Compiler:
         """The rules of ``init_cfg``; a config equal to one parsed before in this compile
         (every block of a model has the same) reuses its typed rules, at this path."""
         key = _frozen(init_cfg) if path else None
+        try:
+            hash(key)
+        except TypeError:  # a typed rule with an unhashable field: parse it every time
+            key = None
         if key is not None and key in self.parsed:
             base, rules = self.parsed[key]
             return tuple(_rebased(rule, base, path) for rule in rules)
@@ -335,11 +339,17 @@ class _Compiler:
             self.speculative -= 1
         deferred = self.problems[problems:]
         if not deferred and self.unopened == unopened:
-            self.subplans[id(module)] = SubPlan(
-                tuple(self.actions[actions:]),
-                copy.deepcopy(module.init_cfg),
-                tuple((name, id(child)) for name, child in module._modules.items()),
-            )
+            snapshot: Any
+            try:
+                snapshot = copy.deepcopy(module.init_cfg)
+            except Exception:  # something in it cannot be copied: compile it when it runs
+                snapshot = _UNCOPIED
+            if snapshot is not _UNCOPIED:
+                self.subplans[id(module)] = SubPlan(
+                    tuple(self.actions[actions:]),
+                    snapshot,
+                    tuple((name, id(child)) for name, child in module._modules.items()),
+                )
         del self.actions[actions:], self.problems[problems:]
         self.initialized = initialized
         self.deferred.extend(deferred_lints(type(module).__name__, deferred))
@@ -547,6 +557,7 @@ def _base_names(cls: type) -> tuple[str, ...]:
     return tuple(base.__name__ for base in cls.__bases__)
 
 
+_UNCOPIED = object()
 _NO_ACTION = Action("mark", "", "")
 """A placeholder in the action list, never left in a plan."""
 
