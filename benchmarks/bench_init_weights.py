@@ -243,8 +243,12 @@ def bench(key: str, repeats: int) -> None:
     states = {}
     for name, model in models.items():
         torch.manual_seed(0)
-        model.init_weights() if name != "kernels" else run_all(calls)  # type: ignore[operator]
-        states[name] = ({k: v.clone() for k, v in model.state_dict().items()}, torch.get_rng_state())
+        if name == "kernels":
+            run_all(calls)
+        else:
+            model.init_weights()  # type: ignore[operator]
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        states[name] = (state, torch.get_rng_state())
     for name in ("initschema", "kernels"):
         same = all(torch.equal(states["mmengine"][0][k], v) for k, v in states[name][0].items())
         if not same or not torch.equal(states["mmengine"][1], states[name][1]):

@@ -339,17 +339,16 @@ class _Compiler:
             self.speculative -= 1
         deferred = self.problems[problems:]
         if not deferred and self.unopened == unopened:
-            snapshot: Any
+            part = tuple(self.actions[actions:])
+            marked = [a.target for a in part if a.kind == "mark" and a.target is not None]
             try:
-                snapshot = copy.deepcopy(module.init_cfg)
-            except Exception:  # something in it cannot be copied: compile it when it runs
-                snapshot = _UNCOPIED
-            if snapshot is not _UNCOPIED:
-                self.subplans[id(module)] = SubPlan(
-                    tuple(self.actions[actions:]),
-                    snapshot,
-                    tuple((name, id(child)) for name, child in module._modules.items()),
-                )
+                init_cfgs = tuple((m, copy.deepcopy(m.init_cfg)) for m in marked)
+            except Exception:  # something in one cannot be copied: compile it when it runs
+                init_cfgs = None
+            if init_cfgs is not None:
+                subtree = self.tree.subtree(module, path)
+                children = {id(m): (m, tuple(map(id, m._modules.values()))) for _, m in subtree}
+                self.subplans[id(module)] = SubPlan(part, init_cfgs, tuple(children.values()))
         del self.actions[actions:], self.problems[problems:]
         self.initialized = initialized
         self.deferred.extend(deferred_lints(type(module).__name__, deferred))
@@ -557,7 +556,6 @@ def _base_names(cls: type) -> tuple[str, ...]:
     return tuple(base.__name__ for base in cls.__bases__)
 
 
-_UNCOPIED = object()
 _NO_ACTION = Action("mark", "", "")
 """A placeholder in the action list, never left in a plan."""
 

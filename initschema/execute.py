@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ._runtime import paused_gc
 from .errors import join_path
-from .functional import draw_tensor, draws_nothing, kernel_for
+from .functional import draw_tensor, draws_nothing, kernel_for, runs_user_code
 from .initializers import WeightInit
 from .load_hooks import load_through_hooks
 from .plan import Action, InitPlan
@@ -155,7 +155,7 @@ def run_nested(module: nn.Module) -> bool:
     such part (the caller compiles one)."""
     recorder = _RECORDER.get()
     subplan = recorder.subplans.get(id(module)) if recorder else None
-    if recorder is None or subplan is None or not subplan.still_fits(module):
+    if recorder is None or subplan is None or not subplan.still_fits():
         return False
     _run_in(recorder, subplan.actions, "", None)
     return True
@@ -191,7 +191,10 @@ def _kind(record: Record | None) -> str:
 
 
 def _barrier(action: Action) -> bool:
-    """User code runs here: what it writes, and which guards it flips, is unknown."""
+    """User code runs here: what it reads and writes, and which guards it flips, is
+    unknown. A user initializer counts: its ``init_weight`` may read the tensor."""
+    if action.kind == "write":
+        return isinstance(action.init, WeightInit) and runs_user_code(action.init)
     return action.kind == "call" or (action.kind == "load" and bool(action.hooked))
 
 
@@ -273,10 +276,10 @@ def _run(actions: Sequence[Action], recorder: _Recorder, prefix: str, seed: int 
             object.__setattr__(action.target, "is_init", True)
         elif kind == "load":
             _load(action, recorder, prefix)
-            stretch_end = index + 1 if action.hooked else stretch_end
         else:
             _call(action, recorder, prefix, seed)
-            stretch_end = index + 1
+        if seed is None and _barrier(action):
+            stretch_end = index + 1  # what follows user code is planned after it ran
         index += 1
 
 

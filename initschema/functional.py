@@ -37,6 +37,7 @@ __all__ = [
     "kaiming_init",
     "kernel_for",
     "normal_init",
+    "runs_user_code",
     "trunc_normal_",
     "trunc_normal_init",
     "uniform_init",
@@ -231,6 +232,12 @@ def kernel_for(init: WeightInit) -> Kernel:
 
 def _own_init_weight(init: WeightInit, weight: Tensor, generator: torch.Generator | None) -> None:
     init.init_weight(weight, generator)
+
+
+def runs_user_code(init: WeightInit) -> bool:
+    """Whether writing ``init``'s weights runs a user initializer's own ``init_weight``
+    (which may read the tensor, or anything else)."""
+    return kernel_for(init) is _own_init_weight
 
 
 def draws_nothing(init: WeightInit, name: str) -> bool:

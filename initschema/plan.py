@@ -45,17 +45,21 @@ class RuleUse:
 @dataclass(frozen=True)
 class SubPlan:
     """The part of a plan that ``super().init_weights()`` of one module runs, compiled with
-    the whole plan; valid while the module's ``init_cfg`` and children stay the same."""
+    the whole plan; valid while the subtree is as it was compiled: the same children
+    everywhere in it, and the same ``init_cfg`` in each BaseModule it initializes."""
 
     actions: tuple[Action, ...]
-    init_cfg: Any
-    """A copy of the module's ``init_cfg`` when it was compiled."""
-    children: tuple[tuple[str, int], ...]
+    init_cfgs: tuple[tuple[nn.Module, Any], ...]
+    """(BaseModule, a copy of its ``init_cfg`` when it was compiled)."""
+    children: tuple[tuple[nn.Module, tuple[int, ...]], ...]
+    """(module, ``id`` of each child) for every module of the subtree."""
 
-    def still_fits(self, module: nn.Module) -> bool:
-        """Whether ``module`` is still as it was compiled (user code may change it first)."""
-        children = tuple((name, id(child)) for name, child in module._modules.items())
-        return children == self.children and getattr(module, "init_cfg", None) == self.init_cfg
+    def still_fits(self) -> bool:
+        """Whether the subtree is still as compiled (user code may change it first)."""
+        return all(
+            tuple(map(id, module._modules.values())) == children
+            for module, children in self.children
+        ) and all(module.init_cfg == init_cfg for module, init_cfg in self.init_cfgs)
 
 
 @dataclass(frozen=True)
