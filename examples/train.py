@@ -89,7 +89,7 @@ def train(cfg: DictConfig) -> None:
     except ins.InitCfgError as error:
         for problem in ins_hydra.annotate(error, cfg).problems:
             print(f"Error in config {problem}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(1)
     print(f"Built {type(model).__name__} ({where}).")
     print(plan)
     torch.manual_seed(cfg.seed)

@@ -79,7 +79,7 @@ class InitCfg:
 def _is_rule_mapping(value: Mapping[Any, Any]) -> bool:
     """A rule (rather than a mapping of named rules): it has a ``type``, or a value that
     cannot be a rule (then it is a rule that lacks its ``type``)."""
-    if "type" in value:
+    if "type" in value or "_target_" in value:
         return True
     return any(not isinstance(v, Mapping | Initializer | None) for v in value.values())
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
+import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import MISSING as DC_MISSING
 from dataclasses import field, make_dataclass
 from types import UnionType
@@ -31,6 +32,8 @@ from typing import Annotated, Any, Optional, TypeVar, Union, get_args, get_origi
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+import initschema
+
 from .cfg import InitCfg, parse_init_cfg
 from .errors import InitCfgError, Problem, join_path, literal_choices
 from .initializers import Initializer
@@ -38,14 +41,20 @@ from .registry import WEIGHT_INITIALIZERS
 
 __all__ = [
     "GROUP",
+    "INIT_CFG_KEYS",
     "annotate",
+    "config_name",
     "main",
     "option_name",
     "register_configs",
     "structured_config",
+    "target_of",
     "typed_container",
     "validate",
+    "validated",
 ]
+
+logger = logging.getLogger("initschema")
 
 GROUP = "init"
 """The config group holding one option per initializer type."""
@@ -70,8 +79,17 @@ def _scalar(annotation: Any) -> tuple[type | None, bool]:
 
 @functools.cache
 def structured_config(cls: type[Initializer]) -> type:
-    """A dataclass with ``cls``'s fields for Hydra's ConfigStore (generated, not hand-written)."""
-    fields: list[tuple[str, Any, Any]] = [("type", str, field(default=cls.type_name))]
+    """A dataclass with ``cls``'s fields for Hydra's ConfigStore (generated, not hand-written).
+
+    It and its Enums are attributes of this module under stable names
+    (``NormalInitConfig``, ``KaimingMode``), so composed configs, their containers and
+    the typed rules pickle, and a child process finds them again (for a user initializer,
+    once the module that registers it is imported there).
+    """
+    fields: list[tuple[str, Any, Any]] = [
+        ("_target_", str, field(default=target_of(cls))),
+        ("type", str, field(default=cls.type_name)),
+    ]
     for name, info in cls.model_fields.items():
         default = DC_MISSING if info.is_required() else info.default
         if default == ():
@@ -80,15 +98,52 @@ def structured_config(cls: type[Initializer]) -> type:
         scalar, nullable = _scalar(info.annotation)
         kind: Any = Any
         if choices:
-            kind = enum.Enum(  # type: ignore[misc, no-redef]
-                f"{cls.type_name}{name.title().replace('_', '')}", {c: c for c in choices}, type=str
+            kind = _public(
+                enum.Enum(
+                    f"{cls.type_name}{name.title().replace('_', '')}",
+                    {c: c for c in choices},
+                    type=str,
+                    module=__name__,
+                )
             )
             default = kind(default)
         elif scalar is not None:
             kind = Optional[scalar] if nullable else scalar  # noqa: UP045 (OmegaConf 2.3 needs it)
         value = "???" if default is DC_MISSING else default
         fields.append((name, kind, field(default=value)))
-    return make_dataclass(f"{cls.__name__}Config", fields)
+    generated: type = _public(make_dataclass(config_name(cls.type_name), fields))
+    return generated
+
+
+def config_name(type_name: str) -> str:
+    """The generated dataclass of an initializer type: ``Normal`` → ``NormalInitConfig``."""
+    return f"{type_name}InitConfig"
+
+
+def target_of(cls: type) -> str:
+    """What ``_target_`` names ``cls`` by: ``initschema.NormalInit`` for the package's own
+    classes, else the class's module and qualified name."""
+    if getattr(initschema, cls.__name__, None) is cls:
+        return f"initschema.{cls.__name__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _public(generated: Any) -> Any:
+    """Make a generated class an attribute of this module under its own name (pickle looks
+    classes up by module and qualified name)."""
+    generated.__module__ = __name__
+    generated.__qualname__ = generated.__name__
+    globals()[generated.__name__] = generated
+    return generated
+
+
+def __getattr__(name: str) -> Any:
+    """Generated classes of initializers registered since this module was imported (a
+    child process unpickling a config asks for them by name)."""
+    register_configs()
+    if name in globals():
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register_configs(store: Any = None) -> None:
@@ -101,19 +156,23 @@ def register_configs(store: Any = None) -> None:
         store.store(group=GROUP, name=option_name(type_name), node=structured_config(cls))
 
 
-def _init_cfg_nodes(node: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
-    """(config path, parent, key) of every ``init_cfg`` node, at any depth."""
+INIT_CFG_KEYS: tuple[str, ...] = ("init_cfg",)
+"""The keys whose values are init_cfgs, by default; every function here takes ``keys=``."""
+
+
+def _init_cfg_nodes(node: Any, path: str, names: Sequence[str]) -> Iterator[tuple[str, Any, Any]]:
+    """(config path, parent, key) of every node under one of ``names``, at any depth."""
     keys: Any = node.keys() if isinstance(node, DictConfig) else range(len(node))
     for key in keys:
         child_path = join_path(path, key)
         if key == "hydra" and not path:
             continue
-        if key == "init_cfg":
+        if key in names:
             yield child_path, node, key
             continue
         child = node._get_node(key)
         if isinstance(child, DictConfig | ListConfig) and not child._is_missing():
-            yield from _init_cfg_nodes(child, child_path)
+            yield from _init_cfg_nodes(child, child_path, names)
 
 
 def _plain(parent: Any, key: Any, path: str, problems: list[Problem]) -> Any:
@@ -180,8 +239,9 @@ def annotate(error: InitCfgError, cfg: Any = None) -> InitCfgError:
     return InitCfgError(problems)
 
 
-def validate(cfg: Any) -> dict[str, InitCfg]:
-    """Typed rules for every ``init_cfg`` node of a composed config, keyed by config path.
+def validate(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> dict[str, InitCfg]:
+    """Typed rules for every ``init_cfg`` node (every node under one of ``keys``) of a
+    composed config, keyed by config path.
 
     Resolves interpolations; a ``???``, a broken interpolation or an invalid rule is an
     :class:`InitCfgError` naming the config path and, when Hydra knows it, the group
@@ -189,7 +249,7 @@ def validate(cfg: Any) -> dict[str, InitCfg]:
     """
     problems: list[Problem] = []
     found: dict[str, InitCfg] = {}
-    for path, parent, key in _init_cfg_nodes(cfg, ""):
+    for path, parent, key in _init_cfg_nodes(cfg, "", keys):
         unresolved: list[Problem] = []
         value = _plain(parent, key, path, unresolved)
         problems += unresolved
@@ -207,10 +267,11 @@ def validate(cfg: Any) -> dict[str, InitCfg]:
     return found
 
 
-def typed_container(cfg: Any) -> Any:
-    """The resolved config as plain Python, each ``init_cfg`` replaced by its typed
-    :class:`~initschema.InitCfg` (ready for ``hydra.utils.instantiate``)."""
-    typed = validate(cfg)
+def typed_container(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> Any:
+    """The resolved config as plain Python, each ``init_cfg`` (each node under one of
+    ``keys``) replaced by its typed :class:`~initschema.InitCfg` (ready for
+    ``hydra.utils.instantiate``)."""
+    typed = validate(cfg, keys)
     plain: dict[str, Any] = {}
     for key in cfg.keys():
         if key != "hydra":  # Hydra's own node holds run-time interpolations
@@ -234,14 +295,59 @@ def _split(path: str) -> list[str | int]:
     return [int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", path)]
 
 
-def main(
-    config_path: str | None = None, config_name: str | None = None, version_base: str = "1.3"
-) -> Callable[[TaskT], Callable[[], Any]]:
-    """``hydra.main`` that validates every ``init_cfg`` before the task function runs.
+def validated(task: TaskT | None = None, *, keys: Sequence[str] = INIT_CFG_KEYS) -> Any:
+    """Wrap a Hydra task function so that every ``init_cfg`` of its config is validated
+    when the task starts (under plain ``@hydra.main``, hydra-zen's ``zen``, or any
+    launcher: it runs inside each job).
 
-    A bad config prints ``Error in config PATH: …`` for each problem and exits with
-    status 2; the task function is not called. ``config_path`` is relative to the file
-    that defines the task function, as with ``hydra.main``.
+    A bad config logs ``Error in config PATH: …`` for each problem on the ``initschema``
+    logger (the job's log file gets them) and then, in a ``-m`` sweep, raises
+    :class:`~initschema.InitCfgError`: that job fails, the others run, and the sweep ends
+    non-zero. In a single run it writes the same lines to standard error and exits with
+    status 1, without a traceback.
+
+    >>> @hydra.main(config_path="conf", config_name="config", version_base="1.3")
+    ... @initschema.hydra.validated
+    ... def train(cfg): ...
+    """
+
+    def decorate(task: TaskT) -> TaskT:
+        @functools.wraps(task)
+        def run(cfg: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                validate(cfg, keys)
+            except InitCfgError as error:
+                for problem in error.problems:
+                    logger.error("Error in config %s", problem)
+                if _in_sweep():
+                    raise
+                for problem in error.problems:
+                    print(f"Error in config {problem}", file=sys.stderr)
+                raise SystemExit(1) from None
+            return task(cfg, *args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+    return decorate(task) if task is not None else decorate
+
+
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def main(
+    config_path: str | None = None,
+    config_name: str | None = None,
+    version_base: str = "1.3",
+    *,
+    keys: Sequence[str] = INIT_CFG_KEYS,
+) -> Callable[[TaskT], Callable[[], Any]]:
+    """``hydra.main`` with :func:`validated` around the task: a bad ``init_cfg`` stops the
+    job before the task function runs. ``config_path`` is relative to the file that
+    defines the task function, as with ``hydra.main``.
     """
     import hydra
 
@@ -251,17 +357,7 @@ def main(
         if path is not None and not path.startswith("pkg://") and not os.path.isabs(path):
             source = inspect.getsourcefile(task)
             path = os.path.join(os.path.dirname(os.path.abspath(source or ".")), path)
-
-        @functools.wraps(task)
-        def run(cfg: DictConfig) -> Any:
-            try:
-                validate(cfg)
-            except InitCfgError as error:
-                for problem in error.problems:
-                    print(f"Error in config {problem}", file=sys.stderr)
-                sys.exit(2)
-            return task(cfg)
-
+        run = validated(task, keys=keys)
         return hydra.main(config_path=path, config_name=config_name, version_base=version_base)(run)  # type: ignore[no-any-return]
 
     return decorate

@@ -70,6 +70,9 @@ class Initializer(BaseModel):
     )
 
     def __init__(self, **data: Any) -> None:
+        # hydra.utils.instantiate passes a rule node's own `type` along with its fields.
+        if data.get("type") == type(self).type_name:
+            del data["type"]
         try:
             super().__init__(**data)
         except ValidationError as error:
@@ -223,12 +226,39 @@ def parse_rule(
         )
         return None
     data = dict(obj)
+    for key in _HYDRA_KEYS:
+        data.pop(key, None)
+    target = data.pop("_target_", None)
+    if target is not None:
+        cls_of_target = _target_class(target)
+        if cls_of_target is None:
+            names = ", ".join(
+                f"{c.__module__}.{c.__qualname__}" for _, c in WEIGHT_INITIALIZERS.items()
+            )
+            problems.append(
+                Problem(
+                    join_path(path, "_target_"),
+                    f"{target!r} is not a registered initializer class; registered: {names} "
+                    f"(or initschema.<Name>Init for the built-ins).",
+                )
+            )
+            return None
+        kind = data.setdefault("type", cls_of_target.type_name)
+        if kind != cls_of_target.type_name and kind in WEIGHT_INITIALIZERS:
+            problems.append(
+                Problem(
+                    join_path(path, "type"),
+                    f"type {data['type']!r} disagrees with _target_ {target!r} "
+                    f"({cls_of_target.type_name}); give one of them, or make them agree.",
+                )
+            )
+            return None
     if "type" not in data:
         problems.append(
             Problem(
                 path,
                 f"the rule has no 'type'; add one of {', '.join(WEIGHT_INITIALIZERS)} "
-                f"(got keys {sorted(map(str, data))}).",
+                f"(or a _target_ naming one's class; got keys {sorted(map(str, data))}).",
             )
         )
         return None
@@ -268,6 +298,22 @@ def parse_rule(
     finally:
         CONFIG_PATH.reset(token)
     return init if len(problems) == before else None
+
+
+_HYDRA_KEYS = ("_recursive_", "_convert_", "_partial_")
+"""Keys Hydra's ``instantiate`` reads beside ``_target_``; they mean nothing to a rule."""
+
+
+def _target_class(target: Any) -> type[Initializer] | None:
+    """The registered class a ``_target_`` names: by its module and qualified name, or as
+    ``initschema.<ClassName>``."""
+    if isinstance(target, type):
+        return target if target in WEIGHT_INITIALIZERS else None
+    for _, cls in WEIGHT_INITIALIZERS.items():
+        names = (f"{cls.__module__}.{cls.__qualname__}", f"initschema.{cls.__name__}")
+        if target in names:
+            return cls
+    return None
 
 
 def parse_overrides(

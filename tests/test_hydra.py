@@ -314,3 +314,147 @@ class TestBadConfigs:
         cfg = _compose(["model.init_cfg.head.layer=[Conv3d]"])
         with pytest.raises(ins.InitCfgError, match=r"^model\.init_cfg\.head\.layer: 'Conv3d'"):
             train.build(ins_hydra.typed_container(cfg)["model"], strict=True, meta=True)
+
+
+class TestPickling:
+    def test_composed_config_pickles(self) -> None:
+        """A composed config, its plain container and its typed rules survive pickle."""
+        import pickle
+
+        cfg = _compose(["model/init_cfg=resnet_kaiming"])
+        again = pickle.loads(pickle.dumps(cfg))
+        assert again.model.init_cfg.convs.mode.value == "fan_out"
+        container = OmegaConf.to_container(cfg.model, resolve=True)
+        assert pickle.loads(pickle.dumps(container)) == container
+        typed = ins_hydra.validate(cfg)
+        assert pickle.loads(pickle.dumps(typed)) == typed
+
+    def test_torch_save_deepcopy_and_yaml(self, tmp_path: Path) -> None:
+        """torch.save, copy.deepcopy and to_yaml → reload keep the same rules."""
+        import copy
+
+        cfg = _compose(["model/init_cfg=resnet_kaiming"])
+        torch.save({"hparams": cfg}, tmp_path / "h.pt")
+        loaded = torch.load(tmp_path / "h.pt", weights_only=False)["hparams"]
+        reloaded = OmegaConf.create(OmegaConf.to_yaml(cfg))
+        expected = ins_hydra.validate(cfg)
+        for other in (loaded, copy.deepcopy(cfg), reloaded):
+            assert ins_hydra.validate(other) == expected
+
+    def test_child_process_unpickles(self, tmp_path: Path) -> None:
+        """A fresh process (as a spawn start) unpickles the config by importing initschema."""
+        import pickle
+        import subprocess
+
+        cfg = _compose(["model/init_cfg=resnet_kaiming", "model.init_cfg.convs.mode=fan_in"])
+        (tmp_path / "cfg.pkl").write_bytes(pickle.dumps(cfg))
+        code = (
+            "import pickle, sys; mode = pickle.load(open(sys.argv[1], 'rb')).model.init_cfg.convs"
+            ".mode; print(type(mode).__name__, mode.value)"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / "cfg.pkl")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert result.stdout.split() == ["KaimingMode", "fan_in"]
+
+
+class TestTargetRules:
+    def test_target_rule_validates_like_type(self) -> None:
+        """{_target_: initschema.NormalInit, ...} is the same rule as {type: Normal, ...}."""
+        hydra_style = dict(_target_="initschema.NormalInit", std=0.02, layer=["Linear"])
+        mmengine_style = dict(type="Normal", std=0.02, layer=["Linear"])
+        assert ins.parse_init_cfg(hydra_style) == ins.parse_init_cfg(mmengine_style)
+        by_module = dict(hydra_style, _target_="initschema.builtin_initializers.NormalInit")
+        assert ins.parse_init_cfg(by_module) == ins.parse_init_cfg(mmengine_style)
+
+    def test_unknown_target_names_the_path_and_the_classes(self) -> None:
+        """A _target_ that is no registered initializer is an error at its path."""
+        with pytest.raises(ins.InitCfgError) as info:
+            ins.parse_init_cfg({"head": dict(_target_="torch.nn.Linear", in_features=2)})
+        message = str(info.value)
+        assert message.startswith(
+            "init_cfg.head._target_: 'torch.nn.Linear' is not a registered initializer class; "
+            "registered: initschema.builtin_initializers.ConstantInit, "
+        )
+
+    def test_type_and_target_must_agree(self) -> None:
+        """A rule naming two different initializers is an error at its type."""
+        with pytest.raises(ins.InitCfgError, match=r"^init_cfg.type: type 'Xavier' disagrees"):
+            ins.parse_init_cfg(dict(_target_="initschema.NormalInit", type="Xavier"))
+
+    def test_instantiate_rule_and_model(self) -> None:
+        """instantiate turns a composed rule into the typed initializer, and builds a model
+        whose init_cfg holds composed rules."""
+        from hydra.utils import instantiate
+
+        cfg = _compose(["model=mlp", "model/init_cfg=resnet_kaiming"])
+        rule = instantiate(cfg.model.init_cfg.head)
+        assert isinstance(rule, ins.NormalInit) and rule.std == 0.01
+        model = instantiate(cfg.model)
+        assert isinstance(model.init_cfg["convs"], ins.KaimingInit)
+        assert ins.compile_plan(model).actions
+
+
+def _app(tmp_path: Path, body: str) -> Path:
+    """A little Hydra app of a user's own: plain @hydra.main, its own conf/ and rules."""
+    (tmp_path / "conf" / "init").mkdir(parents=True)
+    (tmp_path / "conf" / "config.yaml").write_text(
+        "defaults:\n  - /init@net.init_cfg.fc: normal\n  - _self_\n"
+        "net:\n  width: 4\n  weight_init: null\n"
+    )
+    (tmp_path / "app.py").write_text(
+        "import hydra\nimport initschema.hydra as ins_hydra\n\n"
+        '@hydra.main(config_path="conf", config_name="config", version_base="1.3")\n'
+        f"{body}\n"
+        "def task(cfg):\n    print('ran with std', cfg.net.init_cfg.fc.std)\n\n"
+        "if __name__ == '__main__':\n    task()\n"
+    )
+    return tmp_path / "app.py"
+
+
+def _run_app(app: Path, *args: str) -> Any:
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, str(app), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=app.parent,
+    )
+
+
+class TestValidatedTask:
+    def test_single_bad_run_exits_1_without_traceback(self, tmp_path: Path) -> None:
+        """Under plain @hydra.main, a bad init_cfg stops the task: clean lines, status 1."""
+        result = _run_app(_app(tmp_path, "@ins_hydra.validated"), "net.init_cfg.fc.std=-1")
+        assert result.returncode == 1
+        assert result.stderr.startswith(
+            "Error in config net.init_cfg.fc.std: std should be greater than or equal to 0"
+        )
+        assert "Traceback" not in result.stderr and "ran with" not in result.stdout
+
+    def test_sweep_runs_every_good_job(self, tmp_path: Path) -> None:
+        """-m with a bad job in the middle: the others run, its log has the error, and the
+        sweep ends non-zero."""
+        app = _app(tmp_path, "@ins_hydra.validated")
+        result = _run_app(app, "-m", "net.init_cfg.fc.std=0.1,-1,0.2", "hydra.sweep.dir=sweep")
+        assert result.returncode != 0
+        assert "ran with std 0.1" in result.stdout and "ran with std 0.2" in result.stdout
+        log = (tmp_path / "sweep" / "1" / "app.log").read_text()
+        assert "Error in config net.init_cfg.fc.std: std should be greater than or equal" in log
+        assert "Error in config" not in (tmp_path / "sweep" / "0" / "app.log").read_text()
+
+    def test_other_keys_are_validated_when_named(self, tmp_path: Path) -> None:
+        """keys=('init_cfg', 'weight_init'): a bad node under weight_init fails too."""
+        body = '@ins_hydra.validated(keys=("init_cfg", "weight_init"))'
+        bad = "net.weight_init={type: Normal, std: -1}"
+        result = _run_app(_app(tmp_path, body), bad)
+        assert result.returncode == 1
+        assert "Error in config net.weight_init.std" in result.stderr
+        assert _run_app(_app(tmp_path / "x", "@ins_hydra.validated"), bad).returncode == 0
