@@ -8,16 +8,14 @@
     python examples/train.py --cfg job                          # the composed config
 
 Every init_cfg node is validated before the model is built; a bad value prints
-``Error in config PATH: …`` and exits with status 2.
+``Error in config PATH: …`` and exits with status 1.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
@@ -40,21 +38,22 @@ def covers_everything(model: nn.Module, plan: ins.InitPlan) -> bool:
     return True
 
 
-def build(spec: Any, strict: bool, meta: bool) -> tuple[nn.Module, ins.InitPlan, str]:
-    """Build the model and compile its plan: on the meta device, materialized without any
-    default initialization, when the plan writes every tensor; else on the CPU."""
-    if meta:
+def build(cfg: DictConfig) -> tuple[nn.Module, ins.InitPlan, str]:
+    """Build ``cfg.model`` and compile its plan (a problem only the model can show names
+    its config path): on the meta device, materialized without any default
+    initialization, when the plan writes every tensor; else on the CPU."""
+    if cfg.meta:
         with torch.device("meta"):
-            model = instantiate(spec)
-        if covers_everything(model, ins.compile_plan(model, log=False)):
+            model, plan = ins_hydra.instantiate_and_plan(cfg.model, cfg, strict=False, log=False)
+        if covers_everything(model, plan):
             model.to_empty(device="cpu")
             for module in model.modules():
                 if hasattr(module, "reset_running_stats"):
                     module.reset_running_stats()
-            plan = ins.compile_plan(model, strict=strict)
+            with ins_hydra.config_errors(cfg):
+                plan = ins.compile_plan(model, strict=cfg.strict)
             return model, plan, "on the meta device, then materialized"
-    model = instantiate(spec)
-    plan = ins.compile_plan(model, strict=strict)
+    model, plan = ins_hydra.instantiate_and_plan(cfg.model, cfg, strict=cfg.strict)
     return model, plan, "on the CPU: the plan does not write every tensor itself"
 
 
@@ -82,12 +81,11 @@ def by_rule(report: ins.InitReport) -> Table:
 
 @ins_hydra.main(config_path="../conf", config_name="config")
 def train(cfg: DictConfig) -> None:
-    spec = ins_hydra.typed_container(cfg)
     torch.manual_seed(cfg.seed)
     try:
-        model, plan, where = build(spec["model"], cfg.strict, cfg.meta)
+        model, plan, where = build(cfg)
     except ins.InitCfgError as error:
-        for problem in ins_hydra.annotate(error, cfg).problems:
+        for problem in error.problems:
             print(f"Error in config {problem}", file=sys.stderr)
         sys.exit(1)
     print(f"Built {type(model).__name__} ({where}).")

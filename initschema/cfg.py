@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .builtin_initializers import PretrainedInit
-from .errors import InitCfgError, Problem, join_path
+from .errors import InitCfgError, Problem, did_you_mean, join_path
 from .initializers import Initializer, parse_overrides, parse_rule
 
 __all__ = ["InitCfg", "InitCfgError", "Rule", "parse_init_cfg", "parse_overrides"]
@@ -84,6 +84,11 @@ def _is_rule_mapping(value: Mapping[Any, Any]) -> bool:
     return any(not isinstance(v, Mapping | Initializer | None) for v in value.values())
 
 
+def _typeless(item: Any) -> bool:
+    """A mapping with neither ``type`` nor ``_target_``: a rule that cannot be typed."""
+    return isinstance(item, Mapping) and "type" not in item and "_target_" not in item
+
+
 def parse_init_cfg(obj: Any, path: str = "init_cfg") -> InitCfg:
     """Parse any init_cfg form into typed rules; raise :class:`InitCfgError` listing every problem.
 
@@ -112,7 +117,16 @@ def parse_init_cfg(obj: Any, path: str = "init_cfg") -> InitCfg:
                 if not isinstance(key, str):
                     problems.append(Problem(path, f"rule names must be strings, got {key!r}."))
                 elif item is not None:  # a rule set to null is switched off
+                    count = len(problems)
                     add(item, join_path(path, key), key)
+                    if _typeless(item) and len(problems) > count:
+                        # `+model.init_cfg.linear.std=…` for the rule `linears`
+                        others = [k for k in obj if k != key and not _typeless(obj[k])]
+                        if hint := did_you_mean(key, others):
+                            last = problems[-1]
+                            problems[-1] = Problem(
+                                last.path, f"{last.message} Not a new rule{hint}"
+                            )
     elif isinstance(obj, Sequence) and not isinstance(obj, str | bytes):
         for index, item in enumerate(obj):
             add(item, join_path(path, index))

@@ -24,6 +24,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import MISSING as DC_MISSING
 from dataclasses import field, make_dataclass
 from types import UnionType
@@ -43,7 +44,9 @@ __all__ = [
     "GROUP",
     "INIT_CFG_KEYS",
     "annotate",
+    "config_errors",
     "config_name",
+    "instantiate_and_plan",
     "main",
     "option_name",
     "register_configs",
@@ -213,10 +216,16 @@ def _origin(path: str, hydra_node: Any) -> str:
     if hydra_node is None:
         return ""
     overrides: list[str] = OmegaConf.to_container(hydra_node.overrides.task)  # type: ignore[assignment]
-    for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if "@" not in key and (path == key or path.startswith(key + ".")):
-            return f"set on the command line: {override}"
+    # An override at the value or above it set it; overrides below it (u.a=1 u.b=0 for a
+    # problem of the rule u) are what made it wrong.
+    given = [
+        override
+        for override in overrides
+        if "@" not in (key := override.split("=", 1)[0].lstrip("+~"))
+        and (path == key or path.startswith(key + ".") or key.startswith(path + "."))
+    ]
+    if given:
+        return f"set on the command line: {', '.join(given)}"
     best_package, label = "", ""
     for choice, option in hydra_node.runtime.choices.items():
         group, _, package = choice.partition("@")
@@ -293,6 +302,49 @@ def typed_container(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> Any:
 
 def _split(path: str) -> list[str | int]:
     return [int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", path)]
+
+
+@contextmanager
+def config_errors(cfg: Any) -> Iterator[None]:
+    """Re-raise an :class:`~initschema.InitCfgError` from inside the block with each
+    problem's origin in ``cfg`` (the command-line override or group option its value came
+    from): for compiling a model built from ``cfg``, whose rules carry config paths."""
+    try:
+        yield
+    except InitCfgError as error:
+        raise annotate(error, cfg) from None
+
+
+def instantiate_and_plan(
+    node: Any,
+    cfg: Any = None,
+    *,
+    strict: bool | None = None,
+    log: bool = True,
+    keys: Sequence[str] = INIT_CFG_KEYS,
+) -> tuple[Any, Any]:
+    """Build the model that config ``node`` describes (``hydra.utils.instantiate``) and
+    compile its plan: ``(model, plan)``, nothing written yet.
+
+    ``cfg`` is the composed config ``node`` belongs to (by default, its root). Every
+    ``init_cfg`` is validated first; then what only the model can tell — an override
+    naming a submodule it lacks, a missing checkpoint, a wrong ``prefix``, shapes that do
+    not fit — is an :class:`~initschema.InitCfgError` whose problems name the config
+    path (``model.init_cfg.zero.override.heads.name``) and where its value came from.
+
+    >>> model, plan = initschema.hydra.instantiate_and_plan(cfg.model, cfg)
+    >>> plan.execute()
+    """
+    from hydra.utils import instantiate
+
+    root = cfg if cfg is not None else node._get_root()
+    full_key = node._get_full_key(None) if node is not root else ""
+    spec: Any = typed_container(root, keys)
+    for part in _split(full_key) if full_key else ():
+        spec = spec[part]
+    with config_errors(root):
+        model = instantiate(spec)
+        return model, initschema.compile_plan(model, strict=strict, log=log)
 
 
 def validated(task: TaskT | None = None, *, keys: Sequence[str] = INIT_CFG_KEYS) -> Any:

@@ -12,6 +12,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -42,7 +43,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             _compose([f"model={model}", "model/init_cfg=pytorch_default"])
         )
         path = tmp_path_factory.mktemp("ckpt") / f"{model}.pth"
-        torch.save(train.instantiate(spec["model"]).state_dict(), path)
+        torch.save(instantiate(spec["model"]).state_dict(), path)
         paths[model] = str(path)
     return paths
 
@@ -85,9 +86,7 @@ class TestLibrary:
         overrides = [f"model={model}", f"model/init_cfg={strategy}"]
         if strategy == "finetune":
             overrides.append(f"model.backbone.init_cfg.pretrained.checkpoint={checkpoint[model]}")
-        cfg = _compose(overrides)
-        spec = ins_hydra.typed_container(cfg)
-        net, plan, _ = train.build(spec["model"], strict=False, meta=True)
+        net, plan, _ = train.build(_compose(overrides))
         report = plan.execute()
         assert len(report) == len(list(net.parameters()))
         assert all(torch.isfinite(p).all() for p in net.parameters())
@@ -133,7 +132,7 @@ class TestLibrary:
                 "model.head.init_cfg.fc.layer=[Linear]",
             ]
         )
-        net, plan, _ = train.build(ins_hydra.typed_container(cfg)["model"], False, True)
+        net, plan, _ = train.build(cfg)
         report = plan.execute()
         assert torch.all(net.head.fc.weight == 3)
         assert report["head.fc.weight"].provenance.source == "model.head.init_cfg.fc"  # type: ignore[union-attr]
@@ -294,6 +293,22 @@ class TestBadConfigs:
         message = _error_text(["experiment=resnet_finetune"])
         assert "[composed from init/backbone_pretrained]" in message
 
+    def test_command_line_values_below_the_problem(self) -> None:
+        """A rule made wrong by two command-line values names both, not its group option."""
+        message = _error_text(
+            ["+init@model.init_cfg.u=uniform", "model.init_cfg.u.a=1", "model.init_cfg.u.b=0"]
+        )
+        assert message == (
+            "model.init_cfg.u: Uniform needs a <= b, got a=1.0, b=0.0. [set on the command "
+            "line: model.init_cfg.u.a=1, model.init_cfg.u.b=0]"
+        )
+
+    def test_rule_name_typo(self) -> None:
+        """A tweak of a rule that does not exist suggests the rule meant."""
+        message = _error_text(["+model.init_cfg.heda.std=0.5"])
+        assert message.startswith("model.init_cfg.heda: the rule has no 'type'")
+        assert "Not a new rule; did you mean 'head'?" in message
+
     def test_every_problem_at_once(self) -> None:
         """Two bad values, two problems."""
         message = _error_text(["model.init_cfg.head.std=-1", "model.init_cfg.norms.val=???"])
@@ -303,17 +318,20 @@ class TestBadConfigs:
         """An override name the model lacks is found at compile time, at the rule's path."""
         cfg = _compose(["model.init_cfg.head.override={nope:{}}"])
         with pytest.raises(ins.InitCfgError) as info:
-            train.build(ins_hydra.typed_container(cfg)["model"], strict=False, meta=True)
+            ins_hydra.instantiate_and_plan(cfg.model, cfg)
         assert str(info.value).startswith(
             "model.init_cfg.head.override.nope.name: the root "
             "module (Classifier) has no attribute 'nope'"
         )
+        assert str(info.value).endswith(
+            "[set on the command line: model.init_cfg.head.override={nope:{}}]"
+        )
 
     def test_strict_layer_error_names_the_config_path(self) -> None:
         """Under strict, a layer matching nothing is an error at the rule's layer path."""
-        cfg = _compose(["model.init_cfg.head.layer=[Conv3d]"])
+        cfg = _compose(["model.init_cfg.head.layer=[Conv3d]", "strict=true"])
         with pytest.raises(ins.InitCfgError, match=r"^model\.init_cfg\.head\.layer: 'Conv3d'"):
-            train.build(ins_hydra.typed_container(cfg)["model"], strict=True, meta=True)
+            train.build(cfg)
 
 
 class TestPickling:
