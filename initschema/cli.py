@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
 
-from .schema import hydra_rule_schema, init_cfg_schema
+from .schema import hydra_rule_schema, hydra_strategy_schema, init_cfg_schema
 
 __all__ = ["main"]
 
@@ -18,14 +19,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     schema = commands.add_parser(
         "schema", help="write the JSON Schema of the init_cfg language (for editors, CI)"
     )
-    schema.add_argument(
+    kind = schema.add_mutually_exclusive_group()
+    kind.add_argument(
         "--hydra-rule",
         action="store_true",
         help="the schema of a rule file in Hydra's `init` group instead of a whole init_cfg",
     )
+    kind.add_argument(
+        "--strategy",
+        action="store_true",
+        help="the schema of a strategy file (a defaults list picking rules, and tweaks of "
+        "them; no key required) instead of a whole init_cfg",
+    )
+    schema.add_argument(
+        "--import",
+        dest="modules",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import this module first, so that the initializers it registers are in the "
+        "schema (repeatable)",
+    )
     schema.add_argument("-o", "--output", help="write to this file instead of standard output")
     args = parser.parse_args(argv)
-    document = hydra_rule_schema() if args.hydra_rule else init_cfg_schema()
+    for module in args.modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            schema.error(
+                f"--import {module}: cannot import it ({error}). Put the directory that "
+                f"holds it on PYTHONPATH, or install its package."
+            )
+    if args.hydra_rule:
+        document = hydra_rule_schema()
+    elif args.strategy:
+        document = hydra_strategy_schema()
+    else:
+        document = init_cfg_schema()
     text = json.dumps(document, indent=2) + "\n"
     if args.output:
         with open(args.output, "w", encoding="utf-8") as file:

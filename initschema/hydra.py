@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import importlib.metadata
 import inspect
 import logging
 import os
@@ -37,16 +38,18 @@ import initschema
 
 from .cfg import InitCfg, parse_init_cfg
 from .errors import InitCfgError, Problem, join_path, literal_choices
-from .initializers import Initializer
-from .registry import WEIGHT_INITIALIZERS
+from .initializers import Initializer, target_names
+from .registry import WEIGHT_INITIALIZERS, option_name
 
 __all__ = [
+    "ENTRY_POINTS",
     "GROUP",
     "INIT_CFG_KEYS",
     "annotate",
     "config_errors",
     "config_name",
     "instantiate_and_plan",
+    "load_entry_points",
     "main",
     "option_name",
     "register_configs",
@@ -63,11 +66,6 @@ GROUP = "init"
 """The config group holding one option per initializer type."""
 
 TaskT = TypeVar("TaskT", bound=Callable[..., Any])
-
-
-def option_name(type_name: str) -> str:
-    """The group option of an initializer type: ``TruncNormal`` → ``trunc_normal``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type_name).lower()
 
 
 def _scalar(annotation: Any) -> tuple[type | None, bool]:
@@ -124,11 +122,9 @@ def config_name(type_name: str) -> str:
 
 
 def target_of(cls: type) -> str:
-    """What ``_target_`` names ``cls`` by: ``initschema.NormalInit`` for the package's own
-    classes, else the class's module and qualified name."""
-    if getattr(initschema, cls.__name__, None) is cls:
-        return f"initschema.{cls.__name__}"
-    return f"{cls.__module__}.{cls.__qualname__}"
+    """What ``_target_`` names ``cls`` by in generated configs: ``initschema.NormalInit``
+    for the package's own classes, else the class's module and qualified name."""
+    return target_names(cls)[0]
 
 
 def _public(generated: Any) -> Any:
@@ -149,11 +145,25 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+ENTRY_POINTS = "initschema.initializers"
+"""The entry point group through which a package registers its own initializers: each
+entry names a module to import (``scaled = mypkg.inits``); Hydra apps then know them
+before composing, in every process (the plugin and :func:`register_configs` load them)."""
+
+
+@functools.cache
+def load_entry_points() -> None:
+    """Import the modules of the ``initschema.initializers`` entry point group, once."""
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        entry.load()
+
+
 def register_configs(store: Any = None) -> None:
     """Store one option per registered initializer in group ``init`` (call again after
     registering your own initializers; :func:`main` does)."""
     from hydra.core.config_store import ConfigStore
 
+    load_entry_points()
     store = store or ConfigStore.instance()
     for type_name, cls in WEIGHT_INITIALIZERS.items():
         store.store(group=GROUP, name=option_name(type_name), node=structured_config(cls))
@@ -344,6 +354,7 @@ def instantiate_and_plan(
         spec = spec[part]
     with config_errors(root):
         model = instantiate(spec)
+        # Through the package: this module (and `initschema validate`) imports no torch.
         return model, initschema.compile_plan(model, strict=strict, log=log)
 
 

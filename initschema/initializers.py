@@ -31,6 +31,7 @@ __all__ = [
     "parse_overrides",
     "parse_rule",
     "prior_bias",
+    "target_names",
 ]
 
 CONFIG_PATH: ContextVar[str] = ContextVar("initschema_config_path", default="")
@@ -304,14 +305,22 @@ _HYDRA_KEYS = ("_recursive_", "_convert_", "_partial_")
 """Keys Hydra's ``instantiate`` reads beside ``_target_``; they mean nothing to a rule."""
 
 
+def target_names(cls: type) -> tuple[str, ...]:
+    """What a ``_target_`` may name an initializer class by: ``initschema.<Name>`` for the
+    package's own classes (the first, the one generated configs use), and the class's
+    module and qualified name."""
+    own = f"{cls.__module__}.{cls.__qualname__}"
+    if cls.__module__.startswith("initschema."):
+        return (f"initschema.{cls.__name__}", own)
+    return (own,)
+
+
 def _target_class(target: Any) -> type[Initializer] | None:
-    """The registered class a ``_target_`` names: by its module and qualified name, or as
-    ``initschema.<ClassName>``."""
+    """The registered class a ``_target_`` names (see :func:`target_names`)."""
     if isinstance(target, type):
         return target if target in WEIGHT_INITIALIZERS else None
     for _, cls in WEIGHT_INITIALIZERS.items():
-        names = (f"{cls.__module__}.{cls.__qualname__}", f"initschema.{cls.__name__}")
-        if target in names:
+        if target in target_names(cls):
             return cls
     return None
 

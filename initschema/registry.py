@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar, overload
 
@@ -10,7 +11,7 @@ from .errors import did_you_mean
 if TYPE_CHECKING:
     from .initializers import Initializer
 
-__all__ = ["WEIGHT_INITIALIZERS", "Registry", "register_initializer"]
+__all__ = ["WEIGHT_INITIALIZERS", "Registry", "option_name", "register_initializer"]
 
 InitT = TypeVar("InitT", bound="type[Initializer]")
 
@@ -106,3 +107,9 @@ def register_initializer(
         return cls
 
     return decorator
+
+
+def option_name(type_name: str) -> str:
+    """A type name in snake case, as Hydra's ``init`` group names its option (and the
+    JSON Schema knows it): ``TruncNormal`` → ``trunc_normal``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type_name).lower()
