@@ -2,7 +2,7 @@
 
     python examples/train.py                                   # ResNet, MMDet-style init
     python examples/train.py experiment=vit_small
-    python examples/train.py model/init_cfg=caffe2_xavier model.init_cfg.convs.layer=[Conv2d]
+    python examples/train.py init_strategy@model.init_cfg=caffe2_xavier
     python examples/train.py +init@model.init_cfg.extra=normal model.init_cfg.extra.std=0.001
     python examples/train.py '~init@model.init_cfg.norms'
     python examples/train.py --cfg job                          # the composed config

@@ -5,7 +5,7 @@ One document per kind of file an editor opens:
 - :func:`init_cfg_schema`: a whole init_cfg, as the parser takes it (a rule, a list of
   rules, or a mapping of named rules). A mapping with Hydra's ``defaults`` list is a
   strategy file and gets the strategy schema.
-- :func:`hydra_strategy_schema`: a strategy file (``conf/model/init_cfg/``), whose
+- :func:`hydra_strategy_schema`: a strategy file (``initschema/conf/init_strategy/``), whose
   defaults list picks rule files and whose rules may tweak the composed ones, and any
   ``init_cfg`` node that tweaks a composed init_cfg. A tweak's type is in a file the
   schema cannot see, so nothing is required and an untyped rule may hold any

@@ -21,12 +21,28 @@ import initschema.hydra as ins_hydra
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+LIBRARY = ROOT / "initschema" / "conf"
 sys.path.insert(0, str(ROOT / "examples"))
 
 import train  # noqa: E402  (examples/train.py, the app under test)
 
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
-STRATEGIES = sorted(p.stem for p in (CONF / "model" / "init_cfg").glob("*.yaml"))
+STRATEGY_FILES = sorted((LIBRARY / "init_strategy").glob("*.yaml"))
+STRATEGIES = [*sorted(p.stem for p in STRATEGY_FILES), "finetune"]
+"""The shipped strategies, and the example app's fine-tuning (which names the backbone,
+so the app's experiment composes it instead of a strategy file): see ``strategy_overrides``."""
+
+
+def strategy_overrides(model: str, strategy: str) -> list[str]:
+    """Command-line overrides that select ``strategy`` for ``model``."""
+    if strategy != "finetune":
+        return [f"model={model}", f"init_strategy@model.init_cfg={strategy}"]
+    return [
+        f"model={model}",
+        "init_strategy@model.init_cfg=pytorch_default",
+        "+init@model.backbone.init_cfg.pretrained=backbone_pretrained",
+        "+init@model.init_cfg.head=head_normal",
+    ]
 
 
 def _compose(overrides: list[str], conf: Path = CONF) -> Any:
@@ -40,7 +56,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     paths = {}
     for model in MODELS:
         spec = ins_hydra.typed_container(
-            _compose([f"model={model}", "model/init_cfg=pytorch_default"])
+            _compose([f"model={model}", "init_strategy@model.init_cfg=pytorch_default"])
         )
         path = tmp_path_factory.mktemp("ckpt") / f"{model}.pth"
         torch.save(instantiate(spec["model"]).state_dict(), path)
@@ -83,7 +99,7 @@ class TestLibrary:
     @pytest.mark.parametrize("strategy", STRATEGIES)
     def test_model_x_strategy(self, model: str, strategy: str, checkpoint: dict[str, str]) -> None:
         """Every model with every strategy composes, validates and initializes."""
-        overrides = [f"model={model}", f"model/init_cfg={strategy}"]
+        overrides = strategy_overrides(model, strategy)
         if strategy == "finetune":
             overrides.append(f"model.backbone.init_cfg.pretrained.checkpoint={checkpoint[model]}")
         net, plan, _ = train.build(_compose(overrides))
@@ -149,8 +165,8 @@ class TestNamedRules:
         assert _rules(["model.init_cfg.convs.mode=fan_in"])["convs"].mode == "fan_in"
 
     def test_switch_strategy(self) -> None:
-        """model/init_cfg=NAME picks another strategy."""
-        rules = _rules(["model/init_cfg=caffe2_xavier"])
+        """init_strategy@model.init_cfg=NAME picks another strategy."""
+        rules = _rules(["init_strategy@model.init_cfg=caffe2_xavier"])
         assert isinstance(rules["convs"], ins.Caffe2XavierInit)
 
     def test_add(self) -> None:
@@ -172,7 +188,7 @@ class TestNamedRules:
         """An override given as a mapping keyed by submodule name is tuned by key."""
         rules = _rules(
             [
-                "model/init_cfg=retinanet_head",
+                "init_strategy@model.init_cfg=retinanet_head",
                 "+model.init_cfg.cls.override.head.type=Normal",
                 "+model.init_cfg.cls.override.head.std=0.5",
             ]
@@ -277,10 +293,11 @@ class TestBadConfigs:
         """The same value written in a strategy file fails with the same path."""
         conf = tmp_path / "conf"
         shutil.copytree(CONF, conf)
-        (conf / "model" / "init_cfg" / "bad.yaml").write_text(
+        (conf / "init_strategy").mkdir()
+        (conf / "init_strategy" / "bad.yaml").write_text(
             "defaults:\n  - resnet_kaiming\n  - _self_\n" + yaml + "\n"
         )
-        message = _error_text(["model/init_cfg=bad"], conf)
+        message = _error_text(["init_strategy@model.init_cfg=bad"], conf)
         assert path in message and text in message
 
     def test_origin_of_a_command_line_value(self) -> None:
@@ -339,7 +356,7 @@ class TestPickling:
         """A composed config, its plain container and its typed rules survive pickle."""
         import pickle
 
-        cfg = _compose(["model/init_cfg=resnet_kaiming"])
+        cfg = _compose(["init_strategy@model.init_cfg=resnet_kaiming"])
         again = pickle.loads(pickle.dumps(cfg))
         assert again.model.init_cfg.convs.mode.value == "fan_out"
         container = OmegaConf.to_container(cfg.model, resolve=True)
@@ -351,7 +368,7 @@ class TestPickling:
         """torch.save, copy.deepcopy and to_yaml → reload keep the same rules."""
         import copy
 
-        cfg = _compose(["model/init_cfg=resnet_kaiming"])
+        cfg = _compose(["init_strategy@model.init_cfg=resnet_kaiming"])
         torch.save({"hparams": cfg}, tmp_path / "h.pt")
         loaded = torch.load(tmp_path / "h.pt", weights_only=False)["hparams"]
         reloaded = OmegaConf.create(OmegaConf.to_yaml(cfg))
@@ -364,7 +381,9 @@ class TestPickling:
         import pickle
         import subprocess
 
-        cfg = _compose(["model/init_cfg=resnet_kaiming", "model.init_cfg.convs.mode=fan_in"])
+        cfg = _compose(
+            ["init_strategy@model.init_cfg=resnet_kaiming", "model.init_cfg.convs.mode=fan_in"]
+        )
         (tmp_path / "cfg.pkl").write_bytes(pickle.dumps(cfg))
         code = (
             "import pickle, sys; mode = pickle.load(open(sys.argv[1], 'rb')).model.init_cfg.convs"
@@ -409,7 +428,7 @@ class TestTargetRules:
         whose init_cfg holds composed rules."""
         from hydra.utils import instantiate
 
-        cfg = _compose(["model=mlp", "model/init_cfg=resnet_kaiming"])
+        cfg = _compose(["model=mlp", "init_strategy@model.init_cfg=resnet_kaiming"])
         rule = instantiate(cfg.model.init_cfg.head)
         assert isinstance(rule, ins.NormalInit) and rule.std == 0.01
         model = instantiate(cfg.model)
@@ -476,3 +495,74 @@ class TestValidatedTask:
         assert result.returncode == 1
         assert "Error in config net.weight_init.std" in result.stderr
         assert _run_app(_app(tmp_path / "x", "@ins_hydra.validated"), bad).returncode == 0
+
+
+class TestPlugin:
+    def _app(self, tmp_path: Path, config: str) -> Path:
+        """A Hydra app that never imports initschema: only the installed plugin helps."""
+        (tmp_path / "conf").mkdir(parents=True)
+        (tmp_path / "conf" / "config.yaml").write_text(config)
+        (tmp_path / "app.py").write_text(
+            "import hydra\nfrom omegaconf import OmegaConf\n\n"
+            '@hydra.main(config_path="conf", config_name="config", version_base="1.3")\n'
+            "def task(cfg):\n    print(OmegaConf.to_yaml(cfg))\n\n"
+            "if __name__ == '__main__':\n    task()\n"
+        )
+        return tmp_path / "app.py"
+
+    def test_library_found_without_imports(self, tmp_path: Path) -> None:
+        """The init group, the rule library and the strategies compose anywhere, for a model
+        at any key."""
+        app = self._app(
+            tmp_path,
+            "defaults:\n  - /init_strategy@net.init_cfg: resnet_kaiming\n  - _self_\n"
+            "net:\n  width: 4\n",
+        )
+        result = _run_app(
+            app, "+init@net.init_cfg.extra=trunc_normal", "net.init_cfg.extra.std=0.5"
+        )
+        assert result.returncode == 0, result.stderr
+        composed = OmegaConf.create(result.stdout)
+        assert composed.net.init_cfg.convs.mode == "fan_out"
+        assert composed.net.init_cfg.extra.std == 0.5
+        assert "model" not in composed  # nothing of the example app comes along
+
+    def test_entry_point_initializers(self, tmp_path: Path) -> None:
+        """An initializer a package registers through the initschema.initializers entry
+        point group is an option of the init group in every app."""
+        site = tmp_path / "site"
+        (site / "myinits-0.1.dist-info").mkdir(parents=True)
+        (site / "myinits-0.1.dist-info" / "METADATA").write_text(
+            "Metadata-Version: 2.1\nName: myinits\nVersion: 0.1\n"
+        )
+        (site / "myinits-0.1.dist-info" / "entry_points.txt").write_text(
+            "[initschema.initializers]\nscaled = myinits_mod\n"
+        )
+        (site / "myinits_mod.py").write_text(
+            "import initschema as ins\n\n"
+            '@ins.register_initializer("Scaled")\n'
+            "class ScaledInit(ins.WeightInit):\n    scale: float = 1.0\n"
+        )
+        app = self._app(tmp_path / "app", "net:\n  init_cfg: {}\n")
+        import os
+        import subprocess
+
+        result = subprocess.run(
+            [sys.executable, str(app), "+init@net.init_cfg.s=scaled", "net.init_cfg.s.scale=3"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            cwd=app.parent,
+            env={**os.environ, "PYTHONPATH": str(site)},
+        )
+        assert result.returncode == 0, result.stderr
+        assert OmegaConf.create(result.stdout).net.init_cfg.s == {
+            "_target_": "myinits_mod.ScaledInit",
+            "type": "Scaled",
+            "override": None,
+            "layer": None,
+            "bias": 0.0,
+            "bias_prob": None,
+            "scale": 3.0,
+        }

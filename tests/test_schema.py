@@ -17,7 +17,15 @@ import jsonschema
 import pytest
 import yaml
 from test_cfg import BAD
-from test_hydra import CONF, MODELS, STRATEGIES, _compose
+from test_hydra import (
+    CONF,
+    LIBRARY,
+    MODELS,
+    STRATEGIES,
+    STRATEGY_FILES,
+    _compose,
+    strategy_overrides,
+)
 
 import initschema.hydra as ins_hydra
 from initschema.cli import main as cli
@@ -31,8 +39,7 @@ VALIDATORS = {
     "rule": jsonschema.Draft202012Validator(hydra_rule_schema()),
     "strategy": jsonschema.Draft202012Validator(hydra_strategy_schema()),
 }
-RULE_FILES = sorted((CONF / "init").glob("*.yaml"))
-STRATEGY_FILES = sorted((CONF / "model" / "init_cfg").glob("*.yaml"))
+RULE_FILES = sorted((LIBRARY / "init").glob("*.yaml"))
 APP_FILES = [
     CONF / "config.yaml",
     *sorted((CONF / "model").glob("*.yaml")),
@@ -140,7 +147,7 @@ class TestComposedConfigs:
     @pytest.mark.parametrize("strategy", STRATEGIES)
     def test_accepts_every_shipped_strategy(self, model: str, strategy: str) -> None:
         """The composed init_cfg of every strategy validates."""
-        overrides = [f"model={model}", f"model/init_cfg={strategy}"]
+        overrides = strategy_overrides(model, strategy)
         if strategy == "finetune":
             overrides.append("model.backbone.init_cfg.pretrained.checkpoint=x.pth")
         cfg = _compose(overrides)
@@ -154,7 +161,7 @@ class TestComposedConfigs:
     @pytest.mark.parametrize("model", MODELS)
     def test_accepts_unresolved_composed_configs(self, model: str) -> None:
         """A composed config not yet resolved (the checkpoint still ???) validates too."""
-        cfg = _compose([f"model={model}", "model/init_cfg=finetune"])
+        cfg = _compose(strategy_overrides(model, "finetune"))
         plain = ins_hydra.OmegaConf.to_container(cfg.model, resolve=False, enum_to_str=True)
         nodes = dict(_init_cfg_nodes(plain))
         assert nodes["$.backbone.init_cfg"]["pretrained"]["checkpoint"] == "???"
@@ -165,12 +172,12 @@ class TestComposedConfigs:
 class TestShippedFiles:
     @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.stem)
     def test_rule_files(self, path: Path) -> None:
-        """Every file of conf/init validates against the rule schema."""
+        """Every rule of the shipped library validates against the rule schema."""
         assert not _errors(_load(path), "rule")
 
     @pytest.mark.parametrize("path", STRATEGY_FILES, ids=lambda p: p.stem)
     def test_strategy_files(self, path: Path) -> None:
-        """Every file of conf/model/init_cfg validates against the strategy schema."""
+        """Every shipped strategy validates against the strategy schema."""
         assert not _errors(_load(path), "strategy")
 
     @pytest.mark.parametrize("path", RULE_FILES + STRATEGY_FILES, ids=lambda p: p.stem)
@@ -222,11 +229,8 @@ class TestUnresolvedValues:
         ("kind", "path"),
         [
             *_cases("good"),
-            *(pytest.param("rule", p, id=f"conf/init/{p.stem}") for p in RULE_FILES),
-            *(
-                pytest.param("strategy", p, id=f"conf/model/init_cfg/{p.stem}")
-                for p in STRATEGY_FILES
-            ),
+            *(pytest.param("rule", p, id=f"init/{p.stem}") for p in RULE_FILES),
+            *(pytest.param("strategy", p, id=f"init_strategy/{p.stem}") for p in STRATEGY_FILES),
         ],
     )
     def test_any_value_may_be_an_interpolation_or_missing(self, kind: str, path: Path) -> None:
@@ -386,8 +390,8 @@ class TestCommittedFiles:
         [("init_cfg", []), ("rule", ["--hydra-rule"]), ("strategy", ["--strategy"])],
     )
     def test_up_to_date(self, name: str, args: list[str], tmp_path: Path) -> None:
-        """conf/schema/*.json are what `initschema schema` writes now."""
-        committed = CONF / "schema" / f"{name}.schema.json"
+        """initschema/conf/schema/*.json are what `initschema schema` writes now."""
+        committed = LIBRARY / "schema" / f"{name}.schema.json"
         command = " ".join(
             ["python -m initschema schema", *args, "-o", str(committed.relative_to(ROOT))]
         )

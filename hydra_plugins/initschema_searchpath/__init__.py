@@ -1,0 +1,1 @@
+"""Hydra finds this plugin when initschema is installed: no import needed in the app."""
