@@ -404,7 +404,7 @@ def _parse_override(obj: Any, path: str, problems: list[Problem]) -> Override | 
         return None
     if not data:
         return Override(name=name)
-    if "type" not in data:
+    if "type" not in data and "_target_" not in data:
         problems.append(
             Problem(
                 path,

@@ -423,6 +423,27 @@ class TestTargetRules:
         with pytest.raises(ins.InitCfgError, match=r"^init_cfg.type: type 'Xavier' disagrees"):
             ins.parse_init_cfg(dict(_target_="initschema.NormalInit", type="Xavier"))
 
+    def test_hydra_zen_builds(self) -> None:
+        """A rule made by hydra-zen's builds validates and instantiates as the typed rule."""
+        zen = pytest.importorskip("hydra_zen")
+        conf = zen.builds(ins.NormalInit, std=0.02, layer=["Linear"])
+        assert zen.instantiate(conf) == ins.NormalInit(std=0.02, layer=["Linear"])
+        rule = OmegaConf.to_container(OmegaConf.structured(conf))
+        assert ins.parse_init_cfg({"fc": rule}) == ins.parse_init_cfg(
+            {"fc": dict(type="Normal", std=0.02, layer=["Linear"])}
+        )
+
+    def test_validated_under_zen(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """validated wraps a hydra-zen task (zen(task)) and stops it on a bad init_cfg."""
+        zen = pytest.importorskip("hydra_zen")
+        task = ins_hydra.validated(zen.zen(lambda net: net["init_cfg"]["fc"]["std"]))
+        good = OmegaConf.create({"net": {"init_cfg": {"fc": {"type": "Normal", "std": 0.5}}}})
+        assert task(good) == 0.5
+        with pytest.raises(SystemExit) as info:
+            task(OmegaConf.create({"net": {"init_cfg": {"fc": {"type": "Normal", "std": -1}}}}))
+        assert info.value.code == 1
+        assert capsys.readouterr().err.startswith("Error in config net.init_cfg.fc.std: std")
+
     def test_instantiate_rule_and_model(self) -> None:
         """instantiate turns a composed rule into the typed initializer, and builds a model
         whose init_cfg holds composed rules."""
