@@ -92,7 +92,6 @@ def train(cfg: DictConfig) -> None:
     print(plan)
     torch.manual_seed(cfg.seed)
     report = plan.execute()
-    print(report.summary())
     Console(highlight=False).print(by_rule(report))
     with torch.no_grad():
         logits = model(torch.randn(2, 3, 32, 32))

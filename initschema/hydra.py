@@ -48,6 +48,7 @@ __all__ = [
     "annotate",
     "config_errors",
     "config_name",
+    "init_cfg_paths",
     "instantiate_and_plan",
     "load_entry_points",
     "main",
@@ -186,6 +187,11 @@ def _init_cfg_nodes(node: Any, path: str, names: Sequence[str]) -> Iterator[tupl
         child = node._get_node(key)
         if isinstance(child, DictConfig | ListConfig) and not child._is_missing():
             yield from _init_cfg_nodes(child, child_path, names)
+
+
+def init_cfg_paths(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> list[str]:
+    """The config paths of every node under one of ``keys`` in ``cfg``, at any depth."""
+    return [path for path, _, _ in _init_cfg_nodes(cfg, "", keys)]
 
 
 def _plain(parent: Any, key: Any, path: str, problems: list[Problem]) -> Any:
