@@ -99,11 +99,10 @@ class Initializer(BaseModel):
         }
 
     def describe(self) -> str:
-        """``Kaiming(mode='fan_in')``: the type and the arguments that differ from defaults."""
-        fields = type(self).model_fields
-        args = ", ".join(
-            f"{k}={v!r}" for k, v in self.arguments().items() if v != fields[k].default
-        )
+        """``Kaiming(a=0, mode='fan_out', nonlinearity='relu', distribution='normal')``: the
+        type and every argument it works with, defaults included (a reader should not
+        need to know the defaults)."""
+        args = ", ".join(f"{k}={_shown(v)}" for k, v in self.arguments().items())
         return f"{self.type_name}({args})"
 
     def to_cfg(self) -> dict[str, Any]:
@@ -127,6 +126,14 @@ class Initializer(BaseModel):
 
 
 WEIGHT_INITIALIZERS.base = Initializer
+
+
+def _shown(value: Any) -> str:
+    """An argument as a table shows it: numbers alike whether a config gave 0 or 0.0."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text = repr(float(value))
+        return text.removesuffix(".0")
+    return repr(value)
 
 
 class Override(BaseModel):
@@ -175,10 +182,23 @@ class WeightInit(Initializer):
         """The bias actually written: from ``bias_prob`` when it is given, else ``bias``."""
         return prior_bias(self.bias_prob) if self.bias_prob is not None else self.bias
 
+    def describe(self) -> str:
+        """The weight's formula: every argument but the bias ones (see
+        :meth:`describe_tensor`)."""
+        args = self.arguments()
+        shown = ", ".join(
+            f"{k}={_shown(v)}" for k, v in args.items() if k not in ("bias", "bias_prob")
+        )
+        return f"{self.type_name}({shown})"
+
     def describe_tensor(self, name: str) -> str:
-        """What this rule writes into the tensor ``name`` (``'weight'`` or ``'bias'``)."""
+        """What this rule writes into the tensor ``name``: ``'weight'`` by its formula,
+        ``'bias'`` its constant, e.g. ``0 (bias of the Kaiming rule)``."""
         if name == "bias":
-            return f"constant {self.bias_value:g} ({self.describe()})"
+            given = (
+                f", from bias_prob={_shown(self.bias_prob)}" if self.bias_prob is not None else ""
+            )
+            return f"{self.bias_value:g} (bias of the {self.type_name} rule{given})"
         return self.describe()
 
     def init_weight(self, weight: Any, generator: Any = None) -> None:

@@ -124,7 +124,10 @@ class TestPlan:
         result = _cli(files, "plan", "--model", "nets:net", "--config", "good.yaml")
         assert result.returncode == 0, result.stderr
         assert "InitPlan for Sequential" in result.stdout
-        assert "Kaiming(mode='fan_in')" in result.stdout
+        assert (
+            "Kaiming(a=0, mode='fan_in', nonlinearity='relu', distribution='normal')"
+            in result.stdout
+        )
 
     def test_json(self, files: Path) -> None:
         """--json is plan.to_dict()."""
@@ -159,8 +162,10 @@ class TestDiff:
         result = _cli(files, "diff", "--model", "nets:net", "good.yaml", "other.yaml", "--json")
         assert result.returncode == 0, result.stderr
         changed = json.loads(result.stdout)["changed"]
-        assert [row["path"] for row in changed] == ["0.weight", "0.bias"]
-        assert changed[0]["a"]["initializer"] == "Kaiming(mode='fan_in')"
+        assert [row["path"] for row in changed] == ["0.weight"]  # the bias stays 0
+        assert changed[0]["a"]["initializer"] == (
+            "Kaiming(a=0, mode='fan_in', nonlinearity='relu', distribution='normal')"
+        )
         text = _cli(files, "diff", "--model", "nets:net", "good.yaml", "other.yaml").stdout
-        assert text.startswith("2 of 6 parameters change")
+        assert text.startswith("1 of 6 parameters change")
         assert "[init_cfg.convs]" in text

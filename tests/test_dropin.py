@@ -576,7 +576,7 @@ class TestReports:
         hidden = "changed by user code (not seen by version counters)"
         assert report["pos_embed"].provenance.initializer == hidden  # type: ignore[union-attr]
         assert report["proj.weight"].provenance.initializer == hidden  # type: ignore[union-attr]
-        assert report["proj.bias"].provenance.initializer.startswith("constant 0")  # type: ignore[union-attr]
+        assert report["proj.bias"].provenance.initializer == "0 (bias of the Kaiming rule)"  # type: ignore[union-attr]
         assert report["norm.weight"].provenance is None
 
     def test_possibly_uninitialized(self) -> None:
