@@ -125,7 +125,9 @@ def parse_init_cfg(obj: Any, path: str = "init_cfg") -> InitCfg:
                         if hint := did_you_mean(key, others):
                             last = problems[-1]
                             problems[-1] = Problem(
-                                last.path, f"{last.message} Not a new rule{hint}"
+                                last.path,
+                                f"{key!r} is no rule of this init_cfg{hint} (to add a new "
+                                f"rule instead: {last.message})",
                             )
     elif isinstance(obj, Sequence) and not isinstance(obj, str | bytes):
         for index, item in enumerate(obj):

@@ -55,6 +55,10 @@ class InitCfgError(InitSchemaError, ValueError):
             text = f"{len(self.problems)} problems in init_cfg:\n{lines}"
         super().__init__(text)
 
+    def __reduce__(self) -> tuple[type[InitCfgError], tuple[tuple[Problem, ...]]]:
+        # Pickled by its problems (a process pool or a Hydra launcher sends it back).
+        return type(self), (self.problems,)
+
     @classmethod
     def single(cls, path: str, message: str) -> InitCfgError:
         return cls([Problem(path, message)])

@@ -249,7 +249,7 @@ def _origin(path: str, hydra_node: Any) -> str:
         inside = path == package or path.startswith(package + ".")
         if option is not None and inside and len(package) > len(best_package):
             best_package, label = package, f"{group}/{option}"
-    return f"composed from {label}" if label else ""
+    return f"rule composed from {label}" if label else ""
 
 
 def annotate(error: InitCfgError, cfg: Any = None) -> InitCfgError:
@@ -257,11 +257,24 @@ def annotate(error: InitCfgError, cfg: Any = None) -> InitCfgError:
     node = _hydra_node(cfg)
     problems = []
     for problem in error.problems:
-        origin = _origin(problem.path, node)
+        where = [_origin(problem.path, node), _interpolation(cfg, problem.path)]
+        origin = "; ".join(w for w in where if w)
         problems.append(
             Problem(problem.path, f"{problem.message} [{origin}]") if origin else problem
         )
     return InitCfgError(problems)
+
+
+def _interpolation(cfg: Any, path: str) -> str:
+    """``value from ${lr_std}`` when the value at ``path`` is an interpolation."""
+    node = cfg
+    try:
+        for part in _split(path):
+            node = node._get_node(part)
+    except Exception:  # no such node (a path inside a typed object), or no config at all
+        return ""
+    raw = node._value() if hasattr(node, "_value") else None
+    return f"value from {raw}" if isinstance(raw, str) and raw.startswith("${") else ""
 
 
 def validate(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> dict[str, InitCfg]:
@@ -369,8 +382,9 @@ def validated(task: TaskT | None = None, *, keys: Sequence[str] = INIT_CFG_KEYS)
     when the task starts (under plain ``@hydra.main``, hydra-zen's ``zen``, or any
     launcher: it runs inside each job).
 
-    A bad config logs ``Error in config PATH: …`` for each problem on the ``initschema``
-    logger (the job's log file gets them) and then, in a ``-m`` sweep, raises
+    A bad config (or an :class:`~initschema.InitCfgError` the task raises, e.g. from
+    :func:`instantiate_and_plan`) logs ``Error in config PATH: …`` for each problem on the
+    ``initschema`` logger (the job's log file gets them) and then, in a ``-m`` sweep, raises
     :class:`~initschema.InitCfgError`: that job fails, the others run, and the sweep ends
     non-zero. In a single run it writes the same lines to standard error and exits with
     status 1, without a traceback.
@@ -385,6 +399,9 @@ def validated(task: TaskT | None = None, *, keys: Sequence[str] = INIT_CFG_KEYS)
         def run(cfg: Any, *args: Any, **kwargs: Any) -> Any:
             try:
                 validate(cfg, keys)
+                # What only the model can tell (instantiate_and_plan inside the task)
+                # ends the job the same way.
+                return task(cfg, *args, **kwargs)
             except InitCfgError as error:
                 for problem in error.problems:
                     logger.error("Error in config %s", problem)
@@ -393,7 +410,6 @@ def validated(task: TaskT | None = None, *, keys: Sequence[str] = INIT_CFG_KEYS)
                 for problem in error.problems:
                     print(f"Error in config {problem}", file=sys.stderr)
                 raise SystemExit(1) from None
-            return task(cfg, *args, **kwargs)
 
         return run  # type: ignore[return-value]
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import Problem, did_you_mean, join_path
+from .functional import runs_user_code
+from .initializers import WeightInit
 from .plan import InitPlan, last_writers
 from .report import possibly_uninitialized
 
@@ -273,7 +275,12 @@ def _shadowed_lints(plan: InitPlan) -> list[Lint]:
     for source, indices in by_source.items():
         params = [p for i in indices for p in plan.actions[i].params]
         winners = {plan.actions[last[p]].source for p in params}
-        if params and source not in winners:
+        # A user initializer's init_weight may read what it overwrites (weight *= 2).
+        readers = any(
+            isinstance(init := plan.actions[last[p]].init, WeightInit) and runs_user_code(init)
+            for p in params
+        )
+        if params and source not in winners and not readers:
             lints.append(
                 Lint(
                     "shadowed-rule",

@@ -190,7 +190,10 @@ def render_plan(plan: InitPlan) -> str:
                 writers.setdefault(path, []).append(index)
     model = type(plan.module).__name__
     steps = sum(1 for a in plan.actions if a.kind not in ("mark", "guard"))
-    title = f"InitPlan for {model}: {steps} actions over {len(plan.parameters)} parameters"
+    title = (
+        f"InitPlan for {model}: {steps} action{'s' * (steps != 1)} over "
+        f"{len(plan.parameters)} parameter{'s' * (len(plan.parameters) != 1)}"
+    )
     table = Table()
     for column in ("parameter", "shape", "initializer", "rule", "earlier writes"):
         table.add_column(column)

@@ -308,7 +308,7 @@ class TestBadConfigs:
     def test_origin_of_a_group_value(self) -> None:
         """Load-time errors name the group option the rule came from."""
         message = _error_text(["experiment=resnet_finetune"])
-        assert "[composed from init/backbone_pretrained]" in message
+        assert "[rule composed from init/backbone_pretrained]" in message
 
     def test_command_line_values_below_the_problem(self) -> None:
         """A rule made wrong by two command-line values names both, not its group option."""
@@ -323,8 +323,10 @@ class TestBadConfigs:
     def test_rule_name_typo(self) -> None:
         """A tweak of a rule that does not exist suggests the rule meant."""
         message = _error_text(["+model.init_cfg.heda.std=0.5"])
-        assert message.startswith("model.init_cfg.heda: the rule has no 'type'")
-        assert "Not a new rule; did you mean 'head'?" in message
+        assert message.startswith(
+            "model.init_cfg.heda: 'heda' is no rule of this init_cfg; did you mean 'head'? "
+            "(to add a new rule instead: the rule has no 'type'"
+        )
 
     def test_every_problem_at_once(self) -> None:
         """Two bad values, two problems."""
@@ -587,3 +589,48 @@ class TestPlugin:
             "bias_prob": None,
             "scale": 3.0,
         }
+
+
+class TestErrorsOnTheWay:
+    def test_init_cfg_error_pickles(self) -> None:
+        """An InitCfgError crosses a process boundary with its problems intact."""
+        import pickle
+
+        error = ins.InitCfgError([ins_hydra.Problem("a.b", "bad."), ins_hydra.Problem("c", "x.")])
+        again = pickle.loads(pickle.dumps(error))
+        assert again.problems == error.problems and str(again) == str(error)
+
+    def test_model_errors_in_a_validated_task(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """An InitCfgError the task raises (instantiate_and_plan) ends a run cleanly too."""
+
+        def task(cfg: Any) -> None:
+            ins_hydra.instantiate_and_plan(cfg.model, cfg)
+
+        cfg = _compose(["model.init_cfg.head.override={nope:{}}"])
+        with pytest.raises(SystemExit) as info:
+            ins_hydra.validated(task)(cfg)
+        assert info.value.code == 1
+        err = capsys.readouterr().err
+        assert err.startswith("Error in config model.init_cfg.head.override.nope.name:")
+        assert "Traceback" not in err
+
+    def test_interpolated_value_names_its_source(self) -> None:
+        """A bad value that came through an interpolation says which."""
+        message = _error_text(["+lr_std=-0.5", "model.init_cfg.head.std=${lr_std}"])
+        assert message.endswith(
+            "[set on the command line: model.init_cfg.head.std=${lr_std}; value from ${lr_std}]"
+        )
+
+    def test_readme_app_config(self, tmp_path: Path) -> None:
+        """The README's own-app config composes, validates, and takes another strategy."""
+        app = TestPlugin()._app(
+            tmp_path,
+            "defaults:\n  - /init_strategy@model.init_cfg: resnet_kaiming\n"
+            "  - /init@model.init_cfg.cls: prior_head\n  - _self_\n"
+            "model:\n  width: 4\n",
+        )
+        for args in ([], ["init_strategy@model.init_cfg=caffe2_xavier"]):
+            result = _run_app(app, *args)
+            assert result.returncode == 0, result.stderr
+            composed = OmegaConf.create(result.stdout)
+            assert ins_hydra.validate(composed)["model.init_cfg"].rules[-1].name == "cls"

@@ -254,6 +254,20 @@ class TestLints:
         )
         assert "init_cfg[0]: every tensor it writes (2)" in lints["shadowed-rule"]
 
+    def test_no_shadowing_under_a_user_initializer(self) -> None:
+        """A user initializer may read what it overwrites: the rule before it is not
+        called shadowed."""
+
+        @ins.register_initializer("TestDouble")
+        class DoubleInit(ins.WeightInit):
+            def init_weight(self, weight: torch.Tensor, generator: Any = None) -> None:
+                weight.mul_(2)
+
+        cfg = [dict(type="Normal", layer="Linear"), dict(type="TestDouble", layer="Linear")]
+        assert "shadowed-rule" not in _kinds(ins.compile_plan(_net(cfg)))
+        cfg = [dict(type="Normal", layer="Linear"), dict(type="Constant", val=1, layer="Linear")]
+        assert "shadowed-rule" in _kinds(ins.compile_plan(_net(cfg)))
+
     def test_default_init(self) -> None:
         """Parameters nothing writes are listed."""
         lints = _kinds(ins.compile_plan(_net(dict(type="Normal", layer="Linear"))))
