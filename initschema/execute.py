@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ._runtime import paused_gc
+from .download import ProgressBar
 from .errors import join_path
 from .functional import draw_tensor, draws_nothing, kernel_for, runs_user_code
 from .initializers import WeightInit
@@ -70,6 +72,8 @@ class _Recorder:
         self.written: list[tuple[str, Tensor]] = []
         """Tensors rules wrote inside a user ``init_weights``, to fingerprint (settle)."""
         self.holders: dict[int, list[tuple[dict[str, Any], str]]] | None = None
+        self.progress: Callable[[int], None] | None = None
+        """Advances the progress bar by a number of elements written, when one shows."""
 
     def materialize(self, module: nn.Module, name: str) -> Tensor:
         """Replace the meta tensor ``module.<name>`` by an empty one on the device, in every
@@ -133,7 +137,13 @@ def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> Ini
     outer = _RECORDER.get()
     recorder = outer or _Recorder(plan, torch.device(device))
     prefix = recorder.module_paths.get(id(plan.module), "") if outer else ""
-    _run_in(recorder, plan.actions, prefix, seed)
+    with ProgressBar(
+        f"initializing {type(plan.module).__name__}",
+        _elements(plan) if outer is None and sys.stderr.isatty() else None,
+        threshold=_PROGRESS_FROM,
+    ) as advance:
+        recorder.progress = advance if advance.bar is not None else None
+        _run_in(recorder, plan.actions, prefix, seed)
     entries = recorder.entries
     report = InitReport.lazy(
         type(plan.module).__name__,
@@ -146,6 +156,19 @@ def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> Ini
     if outer is None:
         report.log(logger)
     return report
+
+
+_PROGRESS_FROM = 10**9
+"""Plans writing more elements than this show a progress bar on a terminal."""
+
+
+def _elements(plan: InitPlan) -> int:
+    return sum(
+        getattr(action.target, name).numel()
+        for action in plan.actions
+        if action.kind == "write"
+        for name in action.tensors
+    )
 
 
 def run_nested(module: nn.Module) -> bool:
@@ -300,6 +323,8 @@ def _write(
             kernel(init, tensor, None)
         else:
             tensor.fill_(init.bias_value)
+        if recorder.progress is not None:
+            recorder.progress(tensor.numel())
         recorder.record(join_path(prefix, path) if prefix else path, tensor,
                         (action, name, prefix, False))  # fmt: skip
 

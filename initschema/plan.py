@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,14 +16,22 @@ from torch import Tensor, nn
 from . import _runtime
 from .builtin_initializers import PretrainedInit
 from .initializers import Initializer, WeightInit
-from .report import possibly_uninitialized, render, shape_text
+from .report import possibly_uninitialized, render, render_html, shape_text
 
 if TYPE_CHECKING:
     from .lints import Lint
     from .pretrained import Checkpoint, KeyMatch
     from .report import InitReport
 
-__all__ = ["Action", "InitPlan", "RuleUse", "SubPlan", "last_writers", "render_plan"]
+__all__ = [
+    "Action",
+    "InitPlan",
+    "RuleUse",
+    "SubPlan",
+    "last_writers",
+    "render_plan",
+    "render_plan_html",
+]
 
 ActionKind = Literal["write", "load", "call", "guard", "mark"]
 
@@ -170,6 +179,10 @@ class InitPlan:
     def __str__(self) -> str:
         return render_plan(self)
 
+    def _repr_html_(self) -> str:
+        """The plan in a notebook: the same table, as HTML."""
+        return render_plan_html(self)
+
 
 def last_writers(actions: Sequence[Action]) -> dict[str, int]:
     """For each tensor written (by a rule or a checkpoint), the index of the last action."""
@@ -183,6 +196,23 @@ def last_writers(actions: Sequence[Action]) -> dict[str, int]:
 
 def render_plan(plan: InitPlan) -> str:
     """One row per parameter with the action that will write it last, then the lints."""
+    title, table = _plan_table(plan)
+    text = f"{title}\n{render(table)}"
+    if plan.lints:
+        text += "\nLints:\n" + "\n".join(f"  {lint}" for lint in plan.lints)
+    return text
+
+
+def render_plan_html(plan: InitPlan) -> str:
+    """The same, as HTML for a notebook."""
+    title, table = _plan_table(plan)
+    lints = "".join(f"<li>{html.escape(str(lint))}</li>" for lint in plan.lints)
+    return f"<p>{html.escape(title)}</p>{render_html(table)}" + (
+        f"<p>Lints:</p><ul>{lints}</ul>" if lints else ""
+    )
+
+
+def _plan_table(plan: InitPlan) -> tuple[str, Table]:
     writers: dict[str, list[int]] = {}
     for index, action in enumerate(plan.actions):
         if action.kind not in ("mark", "guard"):
@@ -207,10 +237,7 @@ def render_plan(plan: InitPlan) -> str:
         if action.kind == "call":
             what = "user-defined init_weights (may write)"
         table.add_row(path, shape_text(shape), what, action.source, str(len(indices) - 1 or ""))
-    text = f"{title}\n{render(table)}"
-    if plan.lints:
-        text += "\nLints:\n" + "\n".join(f"  {lint}" for lint in plan.lints)
-    return text
+    return title, table
 
 
 def _unwritten(model: nn.Module, path: str) -> str:

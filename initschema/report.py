@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import logging
@@ -21,6 +22,7 @@ __all__ = [
     "ReportRow",
     "possibly_uninitialized",
     "render",
+    "render_html",
     "shape_text",
 ]
 
@@ -159,6 +161,10 @@ class InitReport:
     def __str__(self) -> str:
         return f"{self.summary()}\n{render(self.table())}"
 
+    def _repr_html_(self) -> str:
+        """The report in a notebook: the summary and the table."""
+        return f"<p>{html.escape(self.summary())}</p>{render_html(self.table())}"
+
 
 def _written_by(provenance: Provenance | None) -> str:
     return "unchanged" if provenance is None else provenance.initializer
@@ -175,6 +181,15 @@ def possibly_uninitialized(owner: nn.Module) -> bool:
 
 def shape_text(shape: tuple[int, ...]) -> str:
     return "×".join(map(str, shape)) or "scalar"
+
+
+def render_html(renderable: Any) -> str:
+    """HTML of a rich renderable with inline styles, for notebooks (``_repr_html_``)."""
+    console = Console(record=True, file=io.StringIO(), width=100_000)
+    console.print(renderable)
+    return console.export_html(
+        inline_styles=True, code_format='<pre style="font-family:monospace">{code}</pre>'
+    )
 
 
 def render(renderable: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -487,3 +488,37 @@ class TestNestedReuse:
 
         model = _same_as_mmengine(build)["initschema"]
         assert torch.all(model[0].inner.fc.weight == 2)
+
+
+class TestProgress:
+    def test_big_plans_advance_a_bar_on_a_terminal(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Over the element threshold, on a terminal, every written element advances the bar;
+        elsewhere there is none."""
+        import initschema.execute as execute
+
+        seen: list[tuple[str, Any]] = []
+
+        class Bar:
+            def __init__(self, label: str, total: int | None, threshold: int) -> None:
+                self.bar = object() if total and total > threshold else None
+                seen.append(("total", total))
+
+            def __enter__(self) -> Bar:
+                return self
+
+            def __call__(self, amount: int) -> None:
+                seen.append(("advance", amount))
+
+            def __exit__(self, *exc: object) -> None:
+                pass
+
+        monkeypatch.setattr(execute, "ProgressBar", Bar)
+        monkeypatch.setattr(execute, "_PROGRESS_FROM", 10)
+        model = nn.Sequential(nn.Linear(4, 3))
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+        ins.initialize(model, dict(type="Normal", layer="Linear"))
+        assert seen == [("total", 15), ("advance", 12), ("advance", 3)]
+        seen.clear()
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+        ins.initialize(model, dict(type="Normal", layer="Linear"))
+        assert seen == [("total", None)]

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 import zoo
+from torch import nn
 
 import initschema as ins
 
@@ -53,3 +54,17 @@ class TestInitReport:
         """Asking for a parameter that does not exist is a KeyError."""
         with pytest.raises(KeyError, match="no parameter 'nope'"):
             _report()["nope"]
+
+
+class TestNotebooks:
+    def test_plan_and_report_render_as_html(self) -> None:
+        """_repr_html_ gives a fragment with the title, every parameter and the lints."""
+        model = nn.Sequential(nn.Linear(2, 2))
+        plan = ins.compile_plan(model, dict(type="Normal", layer=["Linear", "Conv3d"]))
+        html = plan._repr_html_()
+        assert html.startswith("<p>InitPlan for Sequential: 1 action over 2 parameters</p><pre")
+        assert "0.weight" in html and "0.bias" in html and "Lints:" in html
+        assert "<html" not in html
+        report = plan.execute()._repr_html_()
+        assert report.startswith("<p>initialized Sequential: 2 parameters, 2 by init_cfg rules")
+        assert "0.bias" in report
