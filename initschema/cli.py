@@ -5,11 +5,13 @@
     initschema plan --model pkg.mod:factory [--config FILE.yaml [--key KEY]]
     initschema plan --config-dir DIR --config-name NAME [--node model] [OVERRIDE ...]
     initschema diff --model pkg.mod:factory A.yaml B.yaml
+    initschema report --model pkg.mod:factory [--config FILE.yaml] [--seed N] [--plot out.png]
+    initschema report --config-dir DIR --config-name NAME [--node model] [OVERRIDE ...]
     initschema schema [--hydra-rule | --strategy] [--import MOD] [-o FILE]
 
 Exit status: 0 when all is well, 1 for findings (an invalid config; lints under
-``--strict``), 2 for a usage error. ``--json`` prints a machine-readable result.
-Commands that build no model import no torch.
+``--strict``; a flagged parameter of ``report``), 2 for a usage error. ``--json``
+prints a machine-readable result. Commands that build no model import no torch.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="initschema",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Exit status: 0 ok, 1 findings (invalid config, lints under --strict), 2 usage.",
+        epilog="Exit status: 0 ok, 1 findings (invalid config, lints under --strict, flagged "
+        "parameters of report), 2 usage.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -94,6 +97,40 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("--key", help="the dotted key of the init_cfg in both files")
     diff.add_argument("--json", action="store_true", help="print JSON")
     diff.set_defaults(run=_diff, modules=[])
+
+    report = commands.add_parser(
+        "report",
+        help="initialize a model for real and check every parameter against its formula",
+        description="Build the model (for real), initialize it, then measure every "
+        "parameter (mean, std, min, max) beside what its initializer's formula predicts. "
+        "Flags a std or mean off by more than its tensor's size allows, NaN or infinite "
+        "values, possibly uninitialized memory, and init_cfgs an init_weights ignored; "
+        "exit status 1 when anything is flagged.",
+    )
+    report.add_argument(
+        "--model",
+        metavar="PKG.MOD:FACTORY",
+        help="a callable that builds the model (called without arguments, after torch.manual_seed)",
+    )
+    report.add_argument("--config", help="a YAML file holding the init_cfg to apply")
+    report.add_argument("--key", help="the dotted key of the init_cfg in --config")
+    report.add_argument("--node", default="model", help="the model's node in a Hydra config")
+    report.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="seeded execution: each tensor from a generator of (N, its path); without it, "
+        "faithful execution (MMEngine's draws from the global RNG) after torch.manual_seed(0)",
+    )
+    report.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw weight std by depth and a histogram per initializer (needs "
+        "matplotlib: pip install 'initschema[plot]')",
+    )
+    report.add_argument("--strict", action="store_true", help="warning lints are findings")
+    _hydra_options(report)
+    report.set_defaults(run=_report)
 
     schema = commands.add_parser(
         "schema", help="write the JSON Schema of the init_cfg language (for editors, CI)"
@@ -333,6 +370,56 @@ def _diff(args: argparse.Namespace) -> int:
     if rows:
         print(render(table))
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    if args.plot:  # before the model is built and initialized, which may take long
+        from .plot import MissingExtraError, require_matplotlib
+
+        try:
+            require_matplotlib()
+        except MissingExtraError as error:
+            raise _Usage(f"--plot: {error}") from None
+    import torch
+
+    import initschema as ins
+
+    from . import hydra as ins_hydra
+    from .stats import findings, measure, render_stats
+
+    torch.manual_seed(0 if args.seed is None else args.seed)
+    try:
+        if args.model:
+            model = _factory(args.model)()
+            init_cfg = _init_cfg_of(args.config, args.key) if args.config else None
+            plan = ins.compile_plan(model, init_cfg, strict=args.strict, log=False)
+        else:
+            cfg = _compose(args)
+            node = _node(cfg, args.node, args.config_name)
+            _, plan = ins_hydra.instantiate_and_plan(node, cfg, strict=args.strict, log=False)
+    except InitCfgError as error:
+        return _findings(error.problems, args.json, {})
+    stats = measure(plan, plan.execute(seed=args.seed))
+    found = findings(plan, stats)
+    if args.plot:
+        from .plot import plot
+
+        plot(plan, stats, args.plot)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": not found,
+                    "model": type(plan.module).__name__,
+                    "seed": args.seed,
+                    "parameters": [row.to_dict() for row in stats],
+                    "findings": [vars(finding) for finding in found],
+                }
+            )
+        )
+    else:
+        print(render_stats(stats, found))
+    return 1 if found else 0
 
 
 _UNWRITTEN = {"initializer": "not written", "rule": ""}

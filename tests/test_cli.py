@@ -169,3 +169,67 @@ class TestDiff:
         text = _cli(files, "diff", "--model", "nets:net", "good.yaml", "other.yaml").stdout
         assert text.startswith("1 of 6 parameters change")
         assert "[init_cfg.convs]" in text
+
+
+class TestReport:
+    def test_clean_model(self, files: Path) -> None:
+        """Every parameter as its formula predicts: exit 0; --json gives each row."""
+        args = ["report", "--model", "nets:net", "--config", "good.yaml", "--seed", "1", "--json"]
+        result = _cli(files, *args)
+        assert result.returncode == 0, result.stderr
+        data = json.loads(result.stdout)
+        assert (data["ok"], data["findings"], data["seed"]) == (True, [], 1)
+        rows = {row["path"]: row for row in data["parameters"]}
+        assert list(rows) == [f"{i}.{n}" for i in (0, 1, 3) for n in ("weight", "bias")]
+        # Kaiming(mode='fan_in', relu) on a 8×3×3×3 conv: √2/√27.
+        assert rows["0.weight"]["expected"]["std"] == pytest.approx(2**0.5 / 27**0.5)
+        assert rows["0.weight"]["writer"] == "write" and rows["1.weight"]["writer"] == "none"
+        assert rows["3.bias"]["measured"] == {"mean": 0, "std": 0, "min": 0, "max": 0}
+
+    def test_findings_exit_1(self, files: Path) -> None:
+        """A torch.empty parameter nothing writes: exit 1, the table flags it, a finding says
+        why; a bad config is exit 1 too, before anything is built."""
+        (files / "flagged.py").write_text(
+            "import torch\nfrom torch import nn\n\n\n"
+            "class Scale(nn.Module):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.gamma = nn.Parameter(torch.empty(16))\n\n\n"
+            "def net():\n"
+            "    return nn.Sequential(nn.Linear(16, 16), Scale())\n"
+        )
+        result = _cli(files, "report", "--model", "flagged:net", "--config", "good.yaml")
+        assert result.returncode == 1, result.stderr
+        assert result.stdout.startswith("3 parameters, 1 finding at 1 path\n")
+        row = next(line for line in result.stdout.splitlines() if "│ 1.gamma" in line)
+        assert "not written" in row and row.rstrip("│ ").endswith("uninitialized")
+        assert "\nFindings:\n  1.gamma: nothing wrote it, and Scale is no torch module" in (
+            result.stdout
+        )
+        bad = _cli(files, "report", "--model", "nets:net", "--config", "bad.yaml")
+        assert bad.returncode == 1 and bad.stderr.startswith("Error in config init_cfg.convs")
+
+    def test_hydra_config_and_plot(self, tmp_path: Path) -> None:
+        """The example app's model from its config, faithful; --plot writes a PNG."""
+        pytest.importorskip("matplotlib")
+        args = ["report", "--config-dir", str(CONF), "--config-name", "config"]
+        result = _cli(tmp_path, *args, "--plot", "out.png")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.startswith("31 parameters, 0 findings\n")
+        data = (tmp_path / "out.png").read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+    def test_plot_without_matplotlib(self, files: Path) -> None:
+        """--plot without matplotlib: exit 2 before any work, naming the install."""
+        code = (
+            "import sys; sys.modules['matplotlib'] = None; from initschema.cli import main; "
+            "main(['report', '--model', 'nets:net', '--plot', 'out.png'])"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=files, timeout=120
+        )
+        assert result.returncode == 2
+        assert "initschema report: error: --plot: Drawing the report needs matplotlib" in (
+            result.stderr
+        )
+        assert "pip install 'initschema[plot]'" in result.stderr

@@ -1,0 +1,475 @@
+"""What initialization actually wrote: per-parameter statistics beside what each
+initializer's formula predicts, and the findings that only running can tell.
+
+>>> plan = ins.compile_plan(model)
+>>> report = plan.execute(seed=0)
+>>> stats = measure(plan, report)
+>>> for finding in findings(plan, stats): print(finding)
+
+Nothing here writes or runs anything: it reads a plan, its execution report and the
+model afterwards. The tolerance of a check comes from the tensor's size: a sample std
+of ``n`` values from a normal distribution has standard error ``σ·√(1/(2(n−1)))`` and a
+sample mean ``σ/√n`` (uniform and truncated normals have lighter tails, so smaller
+errors: the normal's is the conservative bound). A check fails beyond
+``SIGMAS`` standard errors plus ``RELATIVE_FLOOR``·σ plus what the dtype can resolve
+(``eps·(|μ|+3σ)``): an honest initialization does not flag (6 standard errors: about
+one chance in 10⁹ per check), a wrong std, gain or fan mode does. Tensors with fewer
+than ``MIN_NUMEL`` values get no statistical check; constants are checked exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import torch
+from rich.markup import escape
+from rich.table import Table
+from torch import Tensor, nn
+
+from .builtin_initializers import (
+    Caffe2XavierInit,
+    ConstantInit,
+    KaimingInit,
+    NormalInit,
+    TruncNormalInit,
+    UniformInit,
+    XavierInit,
+)
+from .functional import runs_user_code
+from .initializers import WeightInit
+from .plan import Action, InitPlan
+from .report import InitReport, Provenance, possibly_uninitialized, render, shape_text
+
+__all__ = [
+    "HUGE",
+    "MIN_NUMEL",
+    "RELATIVE_FLOOR",
+    "SIGMAS",
+    "Finding",
+    "TensorStats",
+    "expected_moments",
+    "findings",
+    "ignored_init_cfgs",
+    "measure",
+    "render_stats",
+]
+
+SIGMAS = 6.0
+"""How many standard errors a measured std or mean may be off before it is flagged."""
+RELATIVE_FLOOR = 0.01
+"""Plus this fraction of the expected std, whatever the size."""
+MIN_NUMEL = 30
+"""Tensors with fewer values get no statistical check (constants are still exact)."""
+HUGE = 1e30
+"""Finite values beyond this magnitude are taken for uninitialized memory."""
+
+FindingKind = Literal["std", "mean", "constant", "non-finite", "uninitialized", "init-cfg-ignored"]
+Writer = Literal["write", "load", "call", "none"]
+_CHUNK = 1 << 22
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something wrong with what initialization wrote: where (a parameter or a module
+    path), what kind, and a sentence that says what and how to fix it."""
+
+    path: str
+    kind: FindingKind
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+@dataclass(frozen=True)
+class TensorStats:
+    """One parameter after initialization: what wrote it, what its formula predicts
+    (None: nothing to predict, e.g. a checkpoint or user code), what it holds (over its
+    finite values; None when it has none), and its findings."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    writer: Writer
+    """The kind of the action that wrote it last (``none``: nothing did)."""
+    initializer: str
+    family: str
+    """What groups it in pictures: the initializer's type (``Kaiming``, …), ``constant``,
+    ``Pretrained``, ``user init_weights`` or ``unchanged``."""
+    expected_mean: float | None
+    expected_std: float | None
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    flags: tuple[Finding, ...] = ()
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "writer": self.writer,
+            "initializer": self.initializer,
+            "family": self.family,
+            "expected": {"mean": self.expected_mean, "std": self.expected_std},
+            "measured": {"mean": self.mean, "std": self.std, "min": self.min, "max": self.max},
+            "flags": [{"kind": f.kind, "message": f.message} for f in self.flags],
+        }
+
+
+def expected_moments(
+    init: WeightInit, name: str, shape: Sequence[int]
+) -> tuple[float, float] | None:
+    """``(mean, std)`` that ``init`` gives tensor ``name`` (``'weight'``/``'bias'``) of
+    ``shape``, from the formulas of ``torch.nn.init``; None for a user initializer's own
+    ``init_weight`` (or a fan-based one on fewer than two dimensions)."""
+    if name != "weight":
+        return init.bias_value, 0.0
+    if runs_user_code(init):
+        return None
+    if isinstance(init, ConstantInit):
+        return init.val, 0.0
+    if isinstance(init, NormalInit):
+        return init.mean, init.std
+    if isinstance(init, UniformInit):
+        return (init.a + init.b) / 2, (init.b - init.a) / math.sqrt(12)
+    if isinstance(init, TruncNormalInit):
+        return _truncated_normal(init.mean, init.std, init.a, init.b)
+    if len(shape) < 2:
+        return None
+    receptive = math.prod(shape[2:])
+    fan_in, fan_out = shape[1] * receptive, shape[0] * receptive
+    if isinstance(init, XavierInit):
+        return 0.0, init.gain * math.sqrt(2.0 / (fan_in + fan_out))
+    if isinstance(init, KaimingInit):
+        gain = nn.init.calculate_gain(init.nonlinearity, init.a)
+        return 0.0, gain / math.sqrt(fan_in if init.mode == "fan_in" else fan_out)
+    if isinstance(init, Caffe2XavierInit):  # Kaiming(a=1, fan_in, leaky_relu): gain 1
+        return 0.0, 1.0 / math.sqrt(fan_in)
+    return None
+
+
+def _truncated_normal(mean: float, std: float, a: float, b: float) -> tuple[float, float] | None:
+    """Mean and std of N(mean, std²) truncated to [a, b] (a, b absolute); None when [a, b]
+    holds no mass in float64 (``trunc_normal_`` then clamps everything to a bound)."""
+
+    def pdf(x: float) -> float:
+        return math.exp(-x * x / 2) / math.sqrt(2 * math.pi) if math.isfinite(x) else 0.0
+
+    def tail(x: float) -> float:  # P(Z > x), without cancellation far in the upper tail
+        return math.erfc(x / math.sqrt(2)) / 2
+
+    alpha, beta = (a - mean) / std, (b - mean) / std
+    mass = tail(alpha) - tail(beta) if alpha > 0 else tail(-beta) - tail(-alpha)
+    if mass <= 1e-12:
+        return None
+    shift = (pdf(alpha) - pdf(beta)) / mass
+    variance = 1 + (alpha * pdf(alpha) - beta * pdf(beta)) / mass - shift * shift
+    return mean + std * shift, std * math.sqrt(max(variance, 0.0))
+
+
+def measure(plan: InitPlan, report: InitReport) -> tuple[TensorStats, ...]:
+    """Statistics of every parameter of ``plan.module`` after ``report = plan.execute(...)``,
+    in ``named_parameters`` order, each with its findings (:data:`SIGMAS` and friends say
+    how far is too far)."""
+    writes = _write_actions(plan)
+    stats = []
+    for row in report.rows:
+        tensor = plan.module.get_parameter(row.path)
+        stats.append(_measure_one(plan.module, row.path, tensor, row.provenance, writes))
+    return tuple(stats)
+
+
+def findings(plan: InitPlan, stats: Sequence[TensorStats]) -> tuple[Finding, ...]:
+    """Every parameter's findings, then every ``init_cfg`` that execution ignored."""
+    return (*(flag for row in stats for flag in row.flags), *ignored_init_cfgs(plan))
+
+
+def ignored_init_cfgs(plan: InitPlan) -> tuple[Finding, ...]:
+    """BaseModules whose own ``init_weights`` ran, with an ``init_cfg``, and never called
+    ``super().init_weights()`` (their ``is_init`` is still False): known only after running."""
+    by_id = {id(module): module for module in plan.modules.values()}
+    actions = list(plan.actions)
+    for key, subplan in plan.subplans.items():  # the super() calls that did run
+        if getattr(by_id.get(key), "is_init", False):
+            actions.extend(subplan.actions)
+    found: dict[int, Finding] = {}
+    for action in actions:
+        module = action.target
+        if action.kind != "call" or module is None or id(module) in found:
+            continue
+        init_cfg = getattr(module, "init_cfg", None)
+        if init_cfg and not getattr(module, "is_init", True):
+            name = type(module).__name__
+            found[id(module)] = Finding(
+                action.module,
+                "init-cfg-ignored",
+                f"{name}.init_weights never called super().init_weights(), so its init_cfg "
+                f"{init_cfg!r} was ignored; call super().init_weights() in it, or remove the "
+                f"init_cfg.",
+            )
+    return tuple(found.values())
+
+
+def _write_actions(plan: InitPlan) -> dict[tuple[str, str], list[Action]]:
+    """Every write action of the plan and of its nested ``super()`` plans, by (module,
+    source): how a report's provenance finds its initializer."""
+    actions = [*plan.actions, *(a for sub in plan.subplans.values() for a in sub.actions)]
+    found: dict[tuple[str, str], list[Action]] = {}
+    for action in actions:
+        if action.kind == "write" and isinstance(action.init, WeightInit):
+            found.setdefault((action.module, action.source), []).append(action)
+    return found
+
+
+def _writer_init(
+    path: str, provenance: Provenance, writes: dict[tuple[str, str], list[Action]]
+) -> WeightInit | None:
+    name = path.rpartition(".")[2]
+    for action in writes.get((provenance.module, provenance.source), ()):
+        init = action.init
+        if (
+            isinstance(init, WeightInit)
+            and name in action.tensors
+            and init.describe_tensor(name) == provenance.initializer
+        ):
+            return init
+    return None  # a nested plan compiled anew while running: measured only
+
+
+def _measure_one(
+    model: nn.Module,
+    path: str,
+    tensor: Tensor,
+    provenance: Provenance | None,
+    writes: dict[tuple[str, str], list[Action]],
+) -> TensorStats:
+    shape = tuple(tensor.shape)
+    name = path.rpartition(".")[2]
+    expected: tuple[float, float] | None = None
+    owner = model.get_submodule(path.rpartition(".")[0])
+    writer: Writer = "none" if provenance is None else cast(Writer, provenance.kind)
+    if provenance is None:
+        family = "unchanged"
+        uninitialized = possibly_uninitialized(owner)
+        initializer = "not written" if uninitialized else "PyTorch default (unchanged)"
+    else:
+        initializer, uninitialized = provenance.initializer, False
+        family = {"load": "Pretrained", "call": "user init_weights"}.get(writer, "")
+        init = _writer_init(path, provenance, writes) if writer == "write" else None
+        if init is not None:
+            expected = expected_moments(init, name, shape)
+        if writer == "write":
+            constant = expected is not None and expected[1] == 0
+            family = "constant" if constant else init.type_name if init else "rule"
+    moments = _Moments.of(tensor)
+    flags = [
+        flag
+        for flag in moments.problems(path, check_denormals=writer != "load")
+        if not (uninitialized and flag.kind == "uninitialized")  # said once, below
+    ]
+    if uninitialized:
+        flags.append(
+            Finding(
+                path,
+                "uninitialized",
+                f"nothing wrote it, and {type(owner).__name__} is no torch module and has "
+                f"no reset_parameters, so it may hold uninitialized memory (torch.empty); "
+                f"give it a rule in an init_cfg, or fill it in {type(owner).__name__}.__init__.",
+            )
+        )
+    if expected is not None and moments.count:
+        flags.extend(moments.deviations(path, expected, initializer, tensor.dtype))
+    return TensorStats(
+        path,
+        shape,
+        str(tensor.dtype).removeprefix("torch."),
+        writer,
+        initializer,
+        family,
+        None if expected is None else _cast(expected[0], tensor.dtype),
+        None if expected is None else expected[1],
+        moments.mean,
+        moments.std,
+        moments.min,
+        moments.max,
+        tuple(flags),
+    )
+
+
+def _cast(value: float, dtype: torch.dtype) -> float:
+    """``value`` as a tensor of ``dtype`` holds it (what a constant fill writes)."""
+    return (
+        float(torch.tensor(value, dtype=torch.float64).to(dtype))
+        if dtype.is_floating_point
+        else value
+    )
+
+
+@dataclass(frozen=True)
+class _Moments:
+    """Statistics of a tensor's finite values, computed in float64 chunk by chunk."""
+
+    numel: int
+    count: int
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    nan: int
+    inf: int
+    denormal: int
+    huge: int
+
+    @classmethod
+    def of(cls, tensor: Tensor) -> _Moments:
+        numel = tensor.numel()
+        if tensor.is_meta or tensor.is_complex() or numel == 0:
+            return cls(numel, 0, None, None, None, None, 0, 0, 0, 0)
+        flat = tensor.detach().reshape(-1)
+        tiny = torch.finfo(flat.dtype).tiny if flat.dtype in _DENORMAL_DTYPES else 0.0
+        count, mean, m2, nan, inf, denormal, huge = 0, 0.0, 0.0, 0, 0, 0, 0
+        low, high = math.inf, -math.inf
+        for chunk in _chunks(flat):
+            finite = chunk
+            mask = torch.isfinite(chunk)
+            if not bool(mask.all()):
+                finite = chunk[mask]
+                nans = int(torch.isnan(chunk).sum())
+                nan, inf = nan + nans, inf + chunk.numel() - finite.numel() - nans
+            size = finite.numel()
+            if not size:
+                continue
+            lowest, highest = (float(v) for v in torch.aminmax(finite))
+            low, high = min(low, lowest), max(high, highest)
+            magnitude = finite.abs()
+            if tiny:
+                denormal += int(((magnitude < tiny) & (magnitude > 0)).sum())
+            if max(-lowest, highest) > HUGE:
+                huge += int((magnitude > HUGE).sum())
+            # Chan et al.'s pairwise update: one pass, stable for any number of chunks.
+            part_mean = float(finite.mean())
+            delta, merged = part_mean - mean, count + size
+            mean += delta * size / merged
+            m2 += float(finite.var(correction=0)) * size + delta * delta * count * size / merged
+            count = merged
+        if not count:
+            return cls(numel, 0, None, None, None, None, nan, inf, denormal, huge)
+        std = math.sqrt(m2 / (count - 1)) if count > 1 else 0.0
+        return cls(numel, count, mean, std, low, high, nan, inf, denormal, huge)
+
+    def problems(self, path: str, *, check_denormals: bool) -> Iterator[Finding]:
+        if self.nan or self.inf:
+            yield Finding(
+                path,
+                "non-finite",
+                f"{self.nan} NaN and {self.inf} infinite values of {self.numel}; find what "
+                f"wrote it last (the report says) and why it produced them.",
+            )
+        garbage = self.huge + (self.denormal if check_denormals else 0)
+        if garbage:
+            yield Finding(
+                path,
+                "uninitialized",
+                f"{garbage} of {self.numel} values are denormal or beyond {HUGE:g} in "
+                f"magnitude, as uninitialized memory holds; make sure something writes it "
+                f"(a rule in an init_cfg, or its module's reset_parameters).",
+            )
+
+    def deviations(
+        self, path: str, expected: tuple[float, float], initializer: str, dtype: torch.dtype
+    ) -> Iterator[Finding]:
+        assert self.mean is not None and self.std is not None
+        assert self.min is not None and self.max is not None
+        mean, std = expected
+        if std == 0:
+            value = _cast(mean, dtype)
+            if not self.min == self.max == value:
+                yield Finding(
+                    path,
+                    "constant",
+                    f"values span [{self.min:.6g}, {self.max:.6g}], but {initializer} writes "
+                    f"exactly {value:.6g}; something changed it afterwards (user code, a "
+                    f"later load), or the write did not happen.",
+                )
+            return
+        if self.count < MIN_NUMEL:
+            return
+        n = self.count
+        resolution = (torch.finfo(dtype).eps if dtype.is_floating_point else 0) * (
+            abs(mean) + 3 * std
+        )
+        std_tol = std * (SIGMAS * math.sqrt(1 / (2 * (n - 1))) + RELATIVE_FLOOR) + resolution
+        # The mean's error scales with the spread there is: a wrong std is not also a mean.
+        mean_tol = max(std, self.std) * (SIGMAS / math.sqrt(n) + RELATIVE_FLOOR) + resolution
+        if abs(self.std - std) > std_tol:
+            yield Finding(
+                path,
+                "std",
+                f"std {self.std:.4g} is {self.std / std:.3g}× the {std:.4g} that {initializer} "
+                f"predicts (tolerance ±{std_tol:.2g} for {n} values); check the rule's "
+                f"arguments (std, gain, mode, nonlinearity) and whatever writes the tensor "
+                f"after it.",
+            )
+        if abs(self.mean - mean) > mean_tol:
+            yield Finding(
+                path,
+                "mean",
+                f"mean {self.mean:.4g} is off the {mean:.4g} that {initializer} predicts by "
+                f"more than {mean_tol:.2g} ({n} values); check the rule's mean and bounds and "
+                f"whatever writes the tensor after it.",
+            )
+
+
+_DENORMAL_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+"""Dtypes whose subnormals no initializer writes (float16's start at 6e-5: normal draws
+land there)."""
+
+
+def _chunks(flat: Tensor) -> Iterator[Tensor]:
+    for start in range(0, flat.numel(), _CHUNK):
+        yield flat[start : start + _CHUNK].to("cpu", torch.float64)
+
+
+def render_stats(stats: Sequence[TensorStats], found: Sequence[Finding] = ()) -> str:
+    """A table: per parameter, what wrote it, expected and measured std, mean, min, max
+    and its flags; then every finding in full."""
+    table = Table()
+    for column in ("parameter", "shape", "initializer"):
+        table.add_column(column)
+    for column in ("expected std", "std", "mean", "min", "max"):
+        table.add_column(column, justify="right")
+    table.add_column("flag")
+    for row in stats:
+        expected = "" if row.expected_std is None else _number(row.expected_std)
+        table.add_row(
+            row.path,
+            shape_text(row.shape),
+            escape(row.initializer),
+            expected,
+            *(_number(v) for v in (row.std, row.mean, row.min, row.max)),
+            ", ".join(dict.fromkeys(flag.kind for flag in row.flags)),
+        )
+    flagged = len({f.path for f in found})
+    text = f"{_count(len(stats), 'parameter')}, {_count(len(found), 'finding')}"
+    text += f" at {_count(flagged, 'path')}" if found else ""
+    text += f"\n{render(table)}"
+    if found:
+        text += "\nFindings:\n" + "\n".join(f"  {finding}" for finding in found)
+    return text
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
