@@ -72,6 +72,8 @@ class _Recorder:
         self.written: list[tuple[str, Tensor]] = []
         """Tensors rules wrote inside a user ``init_weights``, to fingerprint (settle)."""
         self.holders: dict[int, list[tuple[dict[str, Any], str]]] | None = None
+        self.calls: list[tuple[str, nn.Module]] = []
+        """(path, module) of every user ``init_weights`` run."""
         self.progress: Callable[[int], None] | None = None
         """Advances the progress bar by a number of elements written, when one shows."""
 
@@ -145,6 +147,7 @@ def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> Ini
         recorder.progress = advance if advance.bar is not None else None
         _run_in(recorder, plan.actions, prefix, seed)
     entries = recorder.entries
+    findings = _ignored_init_cfgs(recorder) if outer is None else ()
     report = InitReport.lazy(
         type(plan.module).__name__,
         plan.parameters,
@@ -153,9 +156,26 @@ def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> Ini
             _kind(entries.get(join_path(prefix, p) if prefix else p)) for p, _ in plan.parameters
         ),
     )
+    report.findings = findings
     if outer is None:
         report.log(logger)
     return report
+
+
+def _ignored_init_cfgs(recorder: _Recorder) -> tuple[str, ...]:
+    """What is known only after running: user ``init_weights`` that never called
+    ``super().init_weights()`` although their module has an ``init_cfg``."""
+    found = {}
+    for path, module in recorder.calls:
+        init_cfg = getattr(module, "init_cfg", None)
+        if init_cfg and getattr(type(module), "_initschema_base_module", False):
+            if not module.is_init and id(module) not in found:
+                found[id(module)] = (
+                    f"the init_cfg of '{path or '(root)'}' ({type(module).__name__}) was not "
+                    f"applied: its init_weights never called super().init_weights() (fine if "
+                    f"that code reads the init_cfg itself)."
+                )
+    return tuple(found.values())
 
 
 _PROGRESS_FROM = 10**9
@@ -418,6 +438,7 @@ def _call(action: Action, recorder: _Recorder, prefix: str, seed: int | None) ->
     for full, tensor in tensors.items():
         recorder.versions[full] = tensor._version
     init_weights: Callable[[], None] = getattr(module, "init_weights")  # noqa: B009
+    recorder.calls.append((path, module))
     recorder.opaque += 1
     try:
         if seed is None:

@@ -56,10 +56,14 @@ class InitReport:
     costs no string formatting per tensor.
     """
 
-    __slots__ = ("_kinds", "_rows", "_source", "model")
+    __slots__ = ("_kinds", "_rows", "_source", "findings", "model")
 
-    def __init__(self, model: str, rows: Sequence[ReportRow] = ()) -> None:
+    def __init__(
+        self, model: str, rows: Sequence[ReportRow] = (), findings: Sequence[str] = ()
+    ) -> None:
         self.model = model
+        self.findings: tuple[str, ...] = tuple(findings)
+        """What only running could tell, e.g. an init_cfg user code never applied."""
         self._rows: tuple[ReportRow, ...] | None = tuple(rows)
         self._source: tuple[Sequence[tuple[str, tuple[int, ...]]], Callable[[str], Any]] | None
         self._source = None
@@ -129,6 +133,7 @@ class InitReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
+            "findings": list(self.findings),
             "parameters": [
                 {
                     "path": row.path,
@@ -143,7 +148,9 @@ class InitReport:
         return json.dumps(self.to_dict(), **kwargs)
 
     def log(self, logger: logging.Logger) -> None:
-        """Each parameter at DEBUG, one summary line at INFO."""
+        """Each parameter at DEBUG, one summary line at INFO, each finding at WARNING."""
+        for finding in self.findings:
+            logger.warning("%s", finding)
         if logger.isEnabledFor(logging.DEBUG):
             for row in self.rows:
                 logger.debug("%s %s: %s", row.path, list(row.shape), _written_by(row.provenance))

@@ -231,6 +231,23 @@ class TestModulesThatReadTheirOwnInitCfg:
         assert lint.path == "init_cfg.type"
         assert "'Pretrained_Part'" in lint.message
 
+    def test_report_says_the_init_cfg_went_to_user_code(self, tmp_path: Path) -> None:
+        """After running, the report says which init_cfg BaseModule never applied."""
+        ckpt = tmp_path / "pvt.pth"
+        torch.save({"embed.weight": torch.full((8, 4), 0.5)}, ckpt)
+        report = ins.compile_plan(
+            _ours(lambda kit: pvt_like(kit, dict(checkpoint=str(ckpt))))
+        ).execute()
+        assert report.findings == (
+            "the init_cfg of 'backbone' (PVT) was not applied: its init_weights never called "
+            "super().init_weights() (fine if that code reads the init_cfg itself).",
+        )
+        assert report.to_dict()["findings"] == list(report.findings)
+        applied = ins.compile_plan(
+            _ours(lambda kit: mmseg_vit_like(kit, dict(type="Normal", layer="Linear")))
+        ).execute()
+        assert applied.findings == ()
+
     def test_an_init_cfg_for_super_still_works(self) -> None:
         """The same class given an ordinary rule runs it through super().init_weights()."""
         _same(lambda kit: mmseg_vit_like(kit, dict(type="Normal", layer="Linear", std=0.5)))
