@@ -5,6 +5,7 @@
     initschema plan --model pkg.mod:factory [--config FILE.yaml [--key KEY]]
     initschema plan --config-dir DIR --config-name NAME [--node model] [OVERRIDE ...]
     initschema diff --model pkg.mod:factory A.yaml B.yaml
+    initschema diff --config-dir DIR --config-name NAME --override OVERRIDE ...
     initschema report --model pkg.mod:factory [--config FILE.yaml] [--seed N] [--plot out.png]
     initschema report --config-dir DIR --config-name NAME [--node model] [OVERRIDE ...]
     initschema schema [--hydra-rule | --strategy] [--import MOD] [-o FILE]
@@ -88,15 +89,17 @@ def _parser() -> argparse.ArgumentParser:
     diff = commands.add_parser(
         "diff",
         help="the parameters whose initialization differs between two init_cfgs",
-        description="Plan two init_cfg files on the same model and print only the "
-        "parameters whose initializer, arguments or rule change.",
+        description="Plan two init_cfgs on the same model and print only the parameters "
+        "whose initializer, arguments or rule change: two init_cfg files on a --model, or a "
+        "Hydra config without and with its --override values.",
     )
     _model_options(diff)
-    diff.add_argument("a", help="a YAML file holding an init_cfg")
-    diff.add_argument("b", help="another one")
+    diff.add_argument("a", nargs="?", help="a YAML file holding an init_cfg")
+    diff.add_argument("b", nargs="?", help="another one")
     diff.add_argument("--key", help="the dotted key of the init_cfg in both files")
-    diff.add_argument("--json", action="store_true", help="print JSON")
-    diff.set_defaults(run=_diff, modules=[])
+    diff.add_argument("--node", default="model", help="the model's node in a Hydra config")
+    _hydra_options(diff)
+    diff.set_defaults(run=_diff)
 
     report = commands.add_parser(
         "report",
@@ -339,14 +342,30 @@ def _diff(args: argparse.Namespace) -> int:
 
     import initschema as ins
 
-    factory = _factory(args.model)
+    from . import hydra as ins_hydra
+
     rows: list[dict[str, dict[str, str]]] = []
     plans = []
     try:
-        for path in (args.a, args.b):
-            with torch.device("meta"):
-                model = factory()
-            plans.append(ins.compile_plan(model, _init_cfg_of(path, args.key), log=False))
+        if args.a and args.b:
+            factory = _factory(args.model)
+            names = (args.a, args.b)
+            for path in names:
+                with torch.device("meta"):
+                    model = factory()
+                plans.append(ins.compile_plan(model, _init_cfg_of(path, args.key), log=False))
+        elif args.config_dir:
+            if not args.overrides:
+                raise _Usage("give the --override values to compare the config with.")
+            names = ("without the overrides", "with them")
+            overrides = args.overrides
+            for args.overrides in ([], overrides):
+                cfg = _compose(args)
+                with torch.device("meta"):
+                    node = _node(cfg, args.node, args.config_name)
+                    plans.append(ins_hydra.instantiate_and_plan(node, cfg, log=False)[1])
+        else:
+            raise _Usage("give two init_cfg files and --model, or --config-dir/--config-name.")
     except InitCfgError as error:
         return _findings(error.problems, args.json, {})
     sides = [_writers(plan) for plan in plans]
@@ -362,7 +381,7 @@ def _diff(args: argparse.Namespace) -> int:
     from .report import render
 
     table = Table()
-    for column in ("parameter", args.a, args.b):
+    for column in ("parameter", *names):
         table.add_column(column)
     for row in rows:
         table.add_row(row["path"], _cell(row["a"]), _cell(row["b"]))  # type: ignore[arg-type]

@@ -23,10 +23,13 @@ FACTORY = (
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m initschema ARGS`` in ``tmp_path`` (where the files and factories are)."""
+    """The ``initschema`` console script (``python -m initschema`` where it is not installed
+    next to this Python) in ``tmp_path``, where the files and factories are."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "examples")])}
+    script = Path(sys.executable).with_name("initschema")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "initschema"]
     return subprocess.run(
-        [sys.executable, "-m", "initschema", *args],
+        [*command, *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -156,6 +159,18 @@ class TestPlan:
 
 
 class TestDiff:
+    def test_a_config_and_its_overrides(self, tmp_path: Path) -> None:
+        """A Hydra config without and with overrides: what the overrides change."""
+        args = ["diff", "--config-dir", str(CONF), "--config-name", "config", "--json"]
+        result = _cli(tmp_path, *args, "--override", "model.init_cfg.head.std=0.5")
+        assert result.returncode == 0, result.stderr
+        changed = json.loads(result.stdout)["changed"]
+        assert [row["path"] for row in changed] == ["head.fc.weight"]
+        assert changed[0]["b"] == {
+            "initializer": "Normal(mean=0, std=0.5)",
+            "rule": "model.init_cfg.head",
+        }
+
     def test_only_what_changes(self, files: Path) -> None:
         """Two configs on one model: only the parameters whose initialization changes."""
         (files / "other.yaml").write_text(GOOD.replace("fan_in", "fan_out"))
