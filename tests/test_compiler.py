@@ -18,7 +18,7 @@ from torch import nn
 
 import initschema as ins
 import initschema.compiler
-from initschema.compiler import Tree
+from initschema.walk import Tree
 
 Spec = Any
 """A leaf name, or (container kind, [child specs])."""

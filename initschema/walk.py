@@ -1,0 +1,147 @@
+"""Walking a model once, without recursion, and what a write to one module can meet.
+
+torch's ``named_modules``, ``named_parameters`` and ``apply`` recurse through
+generators, which costs O(depth) per item: deep models become quadratic or
+worse. The compiler walks the model once here instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .errors import join_path
+from .initializers import WeightInit
+
+__all__ = ["Tree", "children", "preorder", "signature", "write_problems"]
+
+
+class Tree:
+    """The model, walked once, without recursion (torch's ``named_modules`` and friends
+    cost O(depth) per item, which makes deep models quadratic or worse).
+
+    ``order`` lists every occurrence of every module in ``nn.Module.apply`` order
+    (children first; a module shared by two parents occurs under each, as ``apply``
+    visits it), so that the subtree of the occurrence at ``path`` is
+    ``order[start[path]:end[path]]``. ``modules``, ``parameters`` and ``buffers`` follow
+    ``named_modules`` / ``named_parameters`` / ``named_buffers``: pre-order, each module
+    and tensor once, under its first path (its canonical path).
+    """
+
+    def __init__(self, root: nn.Module) -> None:
+        self.order: list[tuple[str, nn.Module]] = []
+        self.start: dict[str, int] = {"": 0}
+        self.end: dict[str, int] = {}
+        self.modules: dict[str, nn.Module] = {"": root}
+        self.module_paths: dict[int, str] = {id(root): ""}
+        # One depth-first walk: entering a module gives named_modules' pre-order (a module
+        # met again is not recorded again), leaving it gives apply's post-order.
+        stack = [("", root, children(root), 0)]
+        while stack:
+            path, module, kids, index = stack[-1]
+            if index < len(kids):
+                stack[-1] = (path, module, kids, index + 1)
+                name, child = kids[index]
+                child_path = f"{path}.{name}" if path else name
+                self.start[child_path] = len(self.order)
+                if id(child) not in self.module_paths:
+                    self.module_paths[id(child)] = child_path
+                    self.modules[child_path] = child
+                stack.append((child_path, child, children(child), 0))
+            else:
+                stack.pop()
+                self.order.append((path, module))
+                self.end[path] = len(self.order)
+        self.parameters: list[tuple[str, Tensor]] = []
+        self.buffers: list[tuple[str, Tensor]] = []
+        self.tensor_paths: dict[int, str] = {}
+        seen: set[int] = set()
+        for found, table in ((self.parameters, "_parameters"), (self.buffers, "_buffers")):
+            seen.clear()
+            for path, module in self.modules.items():
+                for name, tensor in getattr(module, table).items():
+                    if tensor is not None and id(tensor) not in seen:
+                        seen.add(id(tensor))
+                        tensor_path = f"{path}.{name}" if path else name
+                        found.append((tensor_path, tensor))
+                        self.tensor_paths.setdefault(id(tensor), tensor_path)
+
+    def subtree(self, module: nn.Module, path: str) -> list[tuple[str, nn.Module]]:
+        """(path, submodule) of the subtree at ``path`` in apply order."""
+        if path in self.end and self.order[self.end[path] - 1][1] is module:
+            return self.order[self.start[path] : self.end[path]]
+        return Tree(module).relative_to(path)  # an attribute that is no registered child
+
+    def relative_to(self, prefix: str) -> list[tuple[str, nn.Module]]:
+        return [(join_path(prefix, p) if p else prefix, m) for p, m in self.order]
+
+
+def preorder(root: nn.Module, prefix: str = "") -> dict[str, nn.Module]:
+    """``dict(root.named_modules(prefix=prefix))``, without recursion."""
+    found: dict[str, nn.Module] = {}
+    seen: set[int] = set()
+    pending: list[tuple[str, nn.Module]] = [(prefix, root)]
+    while pending:
+        path, module = pending.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        found[path] = module
+        pending.extend(
+            (join_path(path, name), child)
+            for name, child in reversed(module._modules.items())
+            if child is not None
+        )
+    return found
+
+
+def children(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``named_children``: registered children, each once."""
+    seen: set[int] = set()
+    found = []
+    for name, child in module._modules.items():
+        if child is not None and id(child) not in seen:
+            seen.add(id(child))
+            found.append((name, child))
+    return found
+
+
+def signature(value: object) -> tuple[Any, ...]:
+    """What decides whether a write to ``value`` can fail: its type, dtype and dimension."""
+    if isinstance(value, Tensor):
+        return (Tensor, value.dtype, value.dim())
+    return (type(value), None, None)
+
+
+def write_problems(init: WeightInit, module: nn.Module) -> list[str]:
+    """Why ``init`` could not write ``module`` (before any write): a weight or bias that is
+    no tensor, a constant its dtype cannot hold, a fan-based formula on a 1-D weight."""
+    found = []
+    for name in ("weight", "bias"):
+        value = getattr(module, name, None)
+        if value is not None and not isinstance(value, Tensor):
+            found.append(
+                f"{type(module).__name__}.{name} is a {type(value).__name__}, not a tensor, "
+                f"so {init.type_name} cannot write it"
+            )
+    for name in ("weight", "bias"):
+        tensor = getattr(module, name, None)
+        if not isinstance(tensor, Tensor):
+            continue
+        info = torch.finfo(tensor.dtype) if tensor.is_floating_point() else None
+        for what, value in init.constants(name):
+            if info is not None and abs(value) > info.max:
+                found.append(
+                    f"{what}={value:g} does not fit {type(module).__name__}.{name} "
+                    f"({str(tensor.dtype).removeprefix('torch.')}, at most {info.max:g})"
+                )
+    weight = getattr(module, "weight", None)
+    if init.fan_based and isinstance(weight, Tensor) and weight.dim() < 2:
+        found.append(
+            f"{init.type_name} needs fan-in/fan-out, which a weight of shape "
+            f"{tuple(weight.shape)} ({type(module).__name__}) does not have; select this "
+            f"module with `layer` or give it its own override rule"
+        )
+    return found
