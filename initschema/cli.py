@@ -79,9 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         "plan and print it: which initializer writes every parameter, and the lints.",
     )
     _model_options(plan)
-    plan.add_argument("--config", help="a YAML file holding the init_cfg to plan")
-    plan.add_argument("--key", help="the dotted key of the init_cfg in --config")
-    plan.add_argument("--node", default="model", help="the model's node in a Hydra config")
+    _init_cfg_options(plan, config=True)
     plan.add_argument("--strict", action="store_true", help="warning lints are findings")
     _hydra_options(plan)
     plan.set_defaults(run=_plan)
@@ -96,8 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     _model_options(diff)
     diff.add_argument("a", nargs="?", help="a YAML file holding an init_cfg")
     diff.add_argument("b", nargs="?", help="another one")
-    diff.add_argument("--key", help="the dotted key of the init_cfg in both files")
-    diff.add_argument("--node", default="model", help="the model's node in a Hydra config")
+    _init_cfg_options(diff, config=False)
     _hydra_options(diff)
     diff.set_defaults(run=_diff)
 
@@ -115,9 +112,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PKG.MOD:FACTORY",
         help="a callable that builds the model (called without arguments, after torch.manual_seed)",
     )
-    report.add_argument("--config", help="a YAML file holding the init_cfg to apply")
-    report.add_argument("--key", help="the dotted key of the init_cfg in --config")
-    report.add_argument("--node", default="model", help="the model's node in a Hydra config")
+    _init_cfg_options(report, config=True)
     report.add_argument(
         "--seed",
         type=int,
@@ -188,6 +183,15 @@ def _hydra_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     _import_option(parser)
+
+
+def _init_cfg_options(parser: argparse.ArgumentParser, *, config: bool) -> None:
+    """Where the init_cfg comes from: a file (``--config``, ``--key`` inside it) with
+    ``--model``, or the model's ``--node`` of a Hydra config."""
+    if config:
+        parser.add_argument("--config", help="a YAML file holding the init_cfg to apply")
+    parser.add_argument("--key", help="the dotted key of the init_cfg in the YAML file(s)")
+    parser.add_argument("--node", default="model", help="the model's node in a Hydra config")
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
