@@ -36,7 +36,15 @@ from .plan import Action, InitPlan
 from .pretrained import load_into, read_state
 from .report import InitReport, Provenance
 
-__all__ = ["execute", "fingerprint", "path_in_run", "run_nested", "running", "seed_for"]
+__all__ = [
+    "execute",
+    "fingerprint",
+    "init_cfg_ignored",
+    "path_in_run",
+    "run_nested",
+    "running",
+    "seed_for",
+]
 
 logger = logging.getLogger("initschema")
 
@@ -152,9 +160,7 @@ def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> Ini
         type(plan.module).__name__,
         plan.parameters,
         lambda path: _provenance(entries.get(join_path(prefix, path))),
-        lambda: Counter(
-            _kind(entries.get(join_path(prefix, p) if prefix else p)) for p, _ in plan.parameters
-        ),
+        lambda: Counter(_kind(entries.get(join_path(prefix, p))) for p, _ in plan.parameters),
     )
     report.findings = findings
     if outer is None:
@@ -167,15 +173,24 @@ def _ignored_init_cfgs(recorder: _Recorder) -> tuple[str, ...]:
     ``super().init_weights()`` although their module has an ``init_cfg``."""
     found = {}
     for path, module in recorder.calls:
-        init_cfg = getattr(module, "init_cfg", None)
-        if init_cfg and getattr(type(module), "_initschema_base_module", False):
-            if not module.is_init and id(module) not in found:
-                found[id(module)] = (
-                    f"the init_cfg of '{path or '(root)'}' ({type(module).__name__}) was not "
-                    f"applied: its init_weights never called super().init_weights() (fine if "
-                    f"that code reads the init_cfg itself)."
-                )
+        if init_cfg_ignored(module) and id(module) not in found:
+            found[id(module)] = (
+                f"the init_cfg of '{path or '(root)'}' ({type(module).__name__}) was not "
+                f"applied: its init_weights never called super().init_weights() (fine if "
+                f"that code reads the init_cfg itself)."
+            )
     return tuple(found.values())
+
+
+def init_cfg_ignored(module: nn.Module) -> bool:
+    """Whether ``module``, a BaseModule with an ``init_cfg`` whose own ``init_weights`` has
+    run, never applied it (its ``super().init_weights()`` did not run: ``is_init`` is
+    still False)."""
+    return (
+        bool(getattr(module, "init_cfg", None))
+        and getattr(type(module), "_initschema_base_module", False) is True
+        and not getattr(module, "is_init", True)
+    )
 
 
 _PROGRESS_FROM = 10**9
@@ -218,11 +233,11 @@ def _provenance(record: Record | None) -> Provenance | None:
     if record is None:
         return None
     action, tensor, prefix, hidden = record
-    module = join_path(prefix, action.module) if prefix else action.module
+    module = join_path(prefix, action.module)
     if action.kind == "call":
         what = _HIDDEN_WRITE if hidden else action.describe()
         return Provenance("call", module, what, action.source)
-    source = join_path(prefix, action.source) if prefix else action.source
+    source = join_path(prefix, action.source)
     if action.kind == "load":
         return Provenance("load", module, action.describe_param(tensor), source)
     assert isinstance(action.init, WeightInit)
@@ -345,7 +360,7 @@ def _write(
             tensor.fill_(init.bias_value)
         if recorder.progress is not None:
             recorder.progress(tensor.numel())
-        recorder.record(join_path(prefix, path) if prefix else path, tensor,
+        recorder.record(join_path(prefix, path), tensor,
                         (action, name, prefix, False))  # fmt: skip
 
 
@@ -365,7 +380,7 @@ def _write_seeded(
         tensor = getattr(target, name)
         if tensor.is_meta:
             tensor = recorder.materialize(target, name)
-        full = join_path(prefix, path) if prefix else path
+        full = join_path(prefix, path)
         if name != "weight":
             tensor.fill_(init.bias_value)
         elif draws_nothing(init, name):
@@ -387,7 +402,7 @@ def _load(action: Action, recorder: _Recorder, prefix: str) -> None:
     load_into(target, checkpoint, action.tensors, recorder.device)
     own = target.state_dict(keep_vars=True)
     for name, path in zip(action.tensors, action.params, strict=True):
-        full = join_path(prefix, path) if prefix else path
+        full = join_path(prefix, path)
         recorder.record(full, own[name], (action, path, prefix, False))
 
 
@@ -409,7 +424,7 @@ def _load_hooked(action: Action, recorder: _Recorder, prefix: str) -> None:
     own = target.state_dict(keep_vars=True)
     for key, path in zip(action.tensors, action.params, strict=True):
         if own[key]._version != versions[key]:
-            full = join_path(prefix, path) if prefix else path
+            full = join_path(prefix, path)
             recorder.record(full, own[key], (action, path, prefix, False))
 
 
@@ -430,7 +445,7 @@ def _call(action: Action, recorder: _Recorder, prefix: str, seed: int | None) ->
     and off fingerprints for writes through ``.data``, which counters do not see."""
     module = action.target
     assert module is not None
-    path = join_path(prefix, action.module) if prefix else action.module
+    path = join_path(prefix, action.module)
     tensors = {join_path(path, n): t for n, t in module.named_parameters()}
     recorder.settle()
     real = [(full, t) for full, t in tensors.items() if not t.is_meta]

@@ -51,14 +51,13 @@ class BaseModule(nn.Module):
 
     def __init__(self, init_cfg: Any = None) -> None:
         super().__init__()
-        if has_own_init_weights(self):
-            try:
-                parse_init_cfg(init_cfg, f"{type(self).__name__}.init_cfg")
-            except InitCfgError as error:
-                for lint in deferred_lints(type(self).__name__, error.problems):
-                    logger.info("%s", lint)
-        else:
+        try:
             parse_init_cfg(init_cfg, f"{type(self).__name__}.init_cfg")
+        except InitCfgError as error:
+            if not has_own_init_weights(self):
+                raise
+            for lint in deferred_lints(type(self).__name__, error.problems):
+                logger.info("%s", lint)
         self._is_init = False
         self.init_cfg = copy.deepcopy(init_cfg)
 

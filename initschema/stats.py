@@ -38,6 +38,7 @@ from .builtin_initializers import (
     UniformInit,
     XavierInit,
 )
+from .execute import init_cfg_ignored
 from .functional import runs_user_code
 from .initializers import WeightInit
 from .plan import Action, InitPlan
@@ -206,9 +207,8 @@ def ignored_init_cfgs(plan: InitPlan) -> tuple[Finding, ...]:
         module = action.target
         if action.kind != "call" or module is None or id(module) in found:
             continue
-        init_cfg = getattr(module, "init_cfg", None)
-        if init_cfg and not getattr(module, "is_init", True):
-            name = type(module).__name__
+        if init_cfg_ignored(module):
+            init_cfg, name = module.init_cfg, type(module).__name__
             found[id(module)] = Finding(
                 action.module,
                 "init-cfg-ignored",
