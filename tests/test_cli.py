@@ -202,14 +202,15 @@ class TestReport:
         assert rows["3.bias"]["measured"] == {"mean": 0, "std": 0, "min": 0, "max": 0}
 
     def test_findings_exit_1(self, files: Path) -> None:
-        """A torch.empty parameter nothing writes: exit 1, the table flags it, a finding says
-        why; a bad config is exit 1 too, before anything is built."""
+        """A user module's parameter nothing writes: exit 1, the table flags it, a finding
+        says why; a bad config is exit 1 too, before anything is built."""
         (files / "flagged.py").write_text(
             "import torch\nfrom torch import nn\n\n\n"
             "class Scale(nn.Module):\n"
             "    def __init__(self):\n"
             "        super().__init__()\n"
-            "        self.gamma = nn.Parameter(torch.empty(16))\n\n\n"
+            # zeros, not torch.empty: raw memory may hold NaN, a second finding
+            "        self.gamma = nn.Parameter(torch.zeros(16))\n\n\n"
             "def net():\n"
             "    return nn.Sequential(nn.Linear(16, 16), Scale())\n"
         )

@@ -232,13 +232,14 @@ class TestMeasure:
         assert row.mean == pytest.approx(0.5, abs=0.001)
 
     def test_empty_parameter_is_possibly_uninitialized(self) -> None:
-        """A torch.empty parameter of a user module with no reset_parameters that nothing
-        writes is flagged; a torch module's unwritten tensors are not."""
+        """A parameter of a user module with no reset_parameters that nothing writes is
+        flagged; a torch module's unwritten tensors are not."""
 
         class Scale(nn.Module):
             def __init__(self) -> None:
                 super().__init__()
-                self.gamma = nn.Parameter(torch.empty(64))
+                # Zeros, not torch.empty: raw memory may hold NaN, a second finding.
+                self.gamma = nn.Parameter(torch.zeros(64))
 
         rows = _measured(
             nn.Sequential(nn.Linear(8, 8), Scale()), dict(type="Normal", layer="Linear")
