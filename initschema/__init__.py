@@ -15,6 +15,7 @@ from typing import Any as _Any
 
 from .builtin_initializers import (
     Caffe2XavierInit,
+    CallInit,
     ConstantInit,
     KaimingInit,
     NormalInit,
@@ -30,6 +31,7 @@ from .registry import WEIGHT_INITIALIZERS, Registry, register_initializer
 
 if _TYPE_CHECKING:
     from .compiler import compile_plan, strict
+    from .execute import shard_safe
     from .functional import (
         bias_init_with_prob,
         caffe2_xavier_init,
@@ -42,6 +44,7 @@ if _TYPE_CHECKING:
         xavier_init,
     )
     from .lints import Lint
+    from .meta import materialize, params_on_meta
     from .module import BaseModule, ModuleDict, ModuleList, Sequential, initialize
     from .plan import Action, InitPlan
     from .report import InitReport, Provenance, ReportRow
@@ -61,6 +64,9 @@ _TORCH_LAYER = {
     "uniform_init": "functional",
     "xavier_init": "functional",
     "Lint": "lints",
+    "materialize": "meta",
+    "params_on_meta": "meta",
+    "shard_safe": "execute",
     "BaseModule": "module",
     "ModuleDict": "module",
     "ModuleList": "module",
@@ -93,6 +99,7 @@ __all__ = [
     "Action",
     "BaseModule",
     "Caffe2XavierInit",
+    "CallInit",
     "ConstantInit",
     "InitCfg",
     "InitCfgError",
@@ -123,9 +130,12 @@ __all__ = [
     "constant_init",
     "initialize",
     "kaiming_init",
+    "materialize",
     "normal_init",
+    "params_on_meta",
     "parse_init_cfg",
     "register_initializer",
+    "shard_safe",
     "strict",
     "trunc_normal_",
     "trunc_normal_init",

@@ -12,11 +12,12 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .initializers import Initializer, Number, WeightInit
+from .initializers import Initializer, Number, WeightInit, layer_matches, parse_layer
 from .registry import WEIGHT_INITIALIZERS
 
 __all__ = [
     "Caffe2XavierInit",
+    "CallInit",
     "ConstantInit",
     "Distribution",
     "KaimingInit",
@@ -184,3 +185,34 @@ class PretrainedInit(Initializer):
                     f"revise_keys pattern {pattern!r} is not a regex: {error}"
                 ) from None
         return value
+
+
+@_register("Call")
+class CallInit(Initializer):
+    """Run a method of every module whose class ``layer`` names, e.g. ``reset_parameters``,
+    or the method that recomputes a rotary embedding's ``inv_freq`` buffer on a model
+    built on the meta device. An opaque step, like a user ``init_weights``: what it wrote
+    is read off tensor version counters. Seeded runs seed the global RNG for it."""
+
+    method: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The name of the method to call, with no arguments, on each matching "
+        "module (e.g. reset_parameters, reset_running_stats).",
+    )
+    layer: tuple[str, ...] | None = Field(
+        default=None,
+        description="Class names of the submodules to call it on (a module matches its own "
+        "class name or the name of one of its class's direct bases).",
+    )
+    shard_safe: Annotated[bool, Field(strict=True)] = Field(
+        default=False,
+        description="Declare that the method gives the right values on sharded (DTensor) "
+        "tensors: that it writes each rank's part without drawing from the global RNG. "
+        "Without it, a Call on a module holding sharded parameters is refused.",
+    )
+
+    _layer_forms = field_validator("layer", mode="before")(parse_layer)
+
+    def matches(self, module: object) -> bool:
+        """Whether ``layer`` names ``module``'s class or one of its class's direct bases."""
+        return layer_matches(self.layer, module)

@@ -457,7 +457,7 @@ def _writers(plan: Any) -> dict[str, dict[str, str]]:
             if plan.last_writers().get(path) == index:
                 found[path] = {"initializer": action.describe_param(path), "rule": action.source}
     for action in plan.actions:
-        if action.kind == "call":
+        if action.kind in ("call", "method"):
             for path in action.params:
                 found.setdefault(path, {"initializer": action.describe(), "rule": action.source})
     return found

@@ -20,7 +20,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ._runtime import paused_gc
-from .builtin_initializers import PretrainedInit
+from .builtin_initializers import CallInit, PretrainedInit
 from .cfg import Rule, parse_init_cfg
 from .errors import InitCfgError, InitUsageError, Problem, did_you_mean, join_path
 from .initializers import Initializer, WeightInit
@@ -282,6 +282,16 @@ class _Compiler:
             self.rule_uses.append(
                 RuleUse(rule.source, path, init.layer, bool(init.override), classes)
             )
+        elif isinstance(init, CallInit):
+            types = set()
+            for sub_path, sub in self.tree.subtree(module, path):
+                types.add(type(sub))
+                if init.matches(sub):
+                    self.emit_method(sub, sub_path, init, rule.source)
+            classes = frozenset(n for c in types for n in (c.__name__, *_base_names(c)))
+            self.rule_uses.append(
+                RuleUse(rule.source, path, init.layer, bool(init.override), classes)
+            )
         else:
             self.problems.append(Problem(rule.source, _unsupported(init)))
             return
@@ -297,8 +307,33 @@ class _Compiler:
                 occurrence = join_path(path, override.name)
                 for sub_path, sub in self.tree.subtree(target, occurrence):
                     self.emit_write(sub, sub_path, sub_init, source)
+            elif isinstance(sub_init, CallInit):
+                self.emit_method(target, target_path, sub_init, source)
             else:
                 self.problems.append(Problem(source, _unsupported(sub_init)))
+
+    def emit_method(self, module: nn.Module, path: str, init: CallInit, source: str) -> None:
+        """A Call rule on one module: opaque, it may write any tensor of the subtree."""
+        if not callable(getattr(module, init.method, None)):
+            full = self.full_path(path)
+            self.problems.append(
+                Problem(
+                    join_path(source, "method"),
+                    f"module '{full or '(root)'}' ({type(module).__name__}) has no method "
+                    f"{init.method!r}"
+                    f"{did_you_mean(init.method, _methods(module)) or '.'}",
+                )
+            )
+            return
+        found: dict[int, str] = {}
+        for sub_path, sub in self.tree.subtree(module, path):
+            for table in (sub._parameters, sub._buffers):
+                for name, tensor in table.items():
+                    if tensor is not None and id(tensor) not in found:
+                        found[id(tensor)] = self.canonical(tensor, join_path(sub_path, name))
+        self.actions.append(
+            Action("method", path, source, tuple(found.values()), init=init, target=module)
+        )
 
     def override_target(
         self, module: nn.Module, path: str, name: str, source: str
@@ -415,6 +450,7 @@ class _Compiler:
             self.tree.modules,
             dict(self.tree.parameters + self.tree.buffers),
             self.subplans,
+            self.tree.stream_keys(self.root),
         )
         if not lint:
             return plan
@@ -472,6 +508,14 @@ _NO_ACTION = Action("mark", "", "")
 
 def _unsupported(init: Initializer) -> str:
     return (
-        f"{type(init).__qualname__} is neither a WeightInit nor a PretrainedInit, so it cannot "
-        f"be planned; subclass one of them."
+        f"{type(init).__qualname__} is neither a WeightInit, a PretrainedInit nor a CallInit, "
+        f"so it cannot be planned; subclass one of them."
     )
+
+
+def _methods(module: nn.Module) -> list[str]:
+    return [
+        name
+        for name in dir(type(module))
+        if not name.startswith("_") and callable(getattr(type(module), name, None))
+    ]

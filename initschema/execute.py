@@ -14,39 +14,43 @@ when a report is read.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from ._runtime import paused_gc
+from .builtin_initializers import CallInit
 from .download import ProgressBar
-from .errors import join_path
-from .functional import draw_tensor, draws_nothing, kernel_for, runs_user_code
+from .errors import InitUsageError, join_path
+from .functional import draw_tensor, kernel_for, runs_user_code
 from .initializers import WeightInit
 from .load_hooks import load_through_hooks
 from .plan import Action, InitPlan
 from .pretrained import load_into, read_state
 from .report import InitReport, Provenance
+from .streams import canonical_path, fill_seeded, is_sharded, seed_for
 
 __all__ = [
+    "check_sharded",
     "execute",
     "fingerprint",
     "init_cfg_ignored",
     "path_in_run",
     "run_nested",
     "running",
-    "seed_for",
+    "shard_safe",
 ]
 
 logger = logging.getLogger("initschema")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _RECORDER: ContextVar[_Recorder | None] = ContextVar("initschema_recorder", default=None)
 
@@ -55,12 +59,6 @@ _HIDDEN_WRITE = "changed by user code (not seen by version counters)"
 Record = tuple[Action, str, str, bool]
 """(action, tensor — a name for writes, a path for loads, '' for calls —, the path prefix
 of a nested plan, whether user code wrote it unseen by version counters)."""
-
-
-def seed_for(seed: int, path: str) -> int:
-    """A 63-bit seed derived from ``(seed, path)``, the same on every run and machine."""
-    digest = hashlib.sha256(f"{seed}:{path}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 class _Recorder:
@@ -84,6 +82,11 @@ class _Recorder:
         """(path, module) of every user ``init_weights`` run."""
         self.progress: Callable[[int], None] | None = None
         """Advances the progress bar by a number of elements written, when one shows."""
+        self.keys = plan.stream_keys
+
+    def key(self, path: str) -> str:
+        """What the seeded stream of the tensor at ``path`` is keyed by."""
+        return self.keys.get(path) or canonical_path(path)
 
     def materialize(self, module: nn.Module, name: str) -> Tensor:
         """Replace the meta tensor ``module.<name>`` by an empty one on the device, in every
@@ -145,6 +148,8 @@ def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> Ini
     ``super().init_weights()``), the writes are recorded in that outer run's report.
     """
     outer = _RECORDER.get()
+    if outer is None:
+        check_sharded(plan, seed)
     recorder = outer or _Recorder(plan, torch.device(device))
     prefix = recorder.module_paths.get(id(plan.module), "") if outer else ""
     with ProgressBar(
@@ -166,6 +171,79 @@ def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> Ini
     if outer is None:
         report.log(logger)
     return report
+
+
+def shard_safe(init_weights: _F) -> _F:
+    """Declare that a user ``init_weights`` gives the right values on sharded (DTensor)
+    parameters (it writes each rank's part, drawing from no global RNG), so that seeded
+    execution may run it on a sharded model::
+
+        class Block(ins.BaseModule):
+            @ins.shard_safe
+            def init_weights(self) -> None: ...
+    """
+    init_weights._initschema_shard_safe = True  # type: ignore[attr-defined]
+    return init_weights
+
+
+def check_sharded(plan: InitPlan, seed: int | None, *, allocated: bool = True) -> None:
+    """Refuse, before anything is written, what cannot run on sharded (DTensor) parameters:
+    faithful mode, opaque user code not declared shard-safe, loads through hooks (and,
+    when ``allocated``, sharded parameters still on the meta device)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return  # no process group: no DTensor either
+    sharded = {
+        id(tensor): path for path, tensor in plan.module.named_parameters() if is_sharded(tensor)
+    }
+    if not sharded:
+        return
+    example = next(iter(sharded.values()))
+    if seed is None:
+        raise InitUsageError(
+            f"{len(sharded)} parameters are sharded (DTensor), e.g. {example!r}: faithful mode "
+            f"(seed=None) replays MMEngine's global-RNG draws over whole tensors, which no "
+            f"rank holds. Pass seed=... (plan.execute(seed=s), ins.materialize(..., seed=s)): "
+            f"seeded values are the same at every world size."
+        )
+    for action in plan.actions:
+        if action.kind not in ("call", "method", "load") or action.target is None:
+            continue
+        held = [sharded[id(t)] for t in action.target.parameters() if id(t) in sharded]
+        if not held:
+            continue
+        where = f"'{action.module or '(root)'}' ({type(action.target).__name__})"
+        if action.kind == "call" and not getattr(
+            getattr(type(action.target), "init_weights", None), "_initschema_shard_safe", False
+        ):
+            raise InitUsageError(
+                f"{where} has a user-defined init_weights, which would run on sharded (DTensor) "
+                f"parameters such as {held[0]!r}: what it draws from the global RNG would "
+                f"differ by world size. Write its init as init_cfg rules (seeded values are "
+                f"shard-invariant), or mark the method @initschema.shard_safe if it writes "
+                f"each rank's part correctly."
+            )
+        if (
+            action.kind == "method"
+            and isinstance(action.init, CallInit)
+            and not action.init.shard_safe
+        ):
+            raise InitUsageError(
+                f"{action.source}: the Call rule would run {action.init.method}() of {where} on "
+                f"sharded (DTensor) parameters such as {held[0]!r}; set shard_safe: true in the "
+                f"rule if that method writes each rank's part correctly."
+            )
+        if action.kind == "load" and action.hooked:
+            raise InitUsageError(
+                f"{action.source}: {where} loads the checkpoint through its own load code "
+                f"(hooks), which needs whole tensors, but {held[0]!r} is sharded (DTensor). "
+                f"Load before sharding, or drop the hooks."
+            )
+    meta = [path for path, t in plan.module.named_parameters() if id(t) in sharded and t.is_meta]
+    if meta and allocated:
+        raise InitUsageError(
+            f"{len(meta)} sharded (DTensor) parameters are still on the meta device, e.g. "
+            f"{meta[0]!r}: allocate them with ins.materialize(model, device, seed=...)."
+        )
 
 
 def _ignored_init_cfgs(recorder: _Recorder) -> tuple[str, ...]:
@@ -234,9 +312,9 @@ def _provenance(record: Record | None) -> Provenance | None:
         return None
     action, tensor, prefix, hidden = record
     module = join_path(prefix, action.module)
-    if action.kind == "call":
+    if action.kind in ("call", "method"):
         what = _HIDDEN_WRITE if hidden else action.describe()
-        return Provenance("call", module, what, action.source)
+        return Provenance(action.kind, module, what, action.source)
     source = join_path(prefix, action.source)
     if action.kind == "load":
         return Provenance("load", module, action.describe_param(tensor), source)
@@ -253,7 +331,7 @@ def _barrier(action: Action) -> bool:
     unknown. A user initializer counts: its ``init_weight`` may read the tensor."""
     if action.kind == "write":
         return isinstance(action.init, WeightInit) and runs_user_code(action.init)
-    return action.kind == "call" or (action.kind == "load" and bool(action.hooked))
+    return action.kind in ("call", "method") or (action.kind == "load" and bool(action.hooked))
 
 
 def _initialized(guard: Action) -> bool:
@@ -381,14 +459,7 @@ def _write_seeded(
         if tensor.is_meta:
             tensor = recorder.materialize(target, name)
         full = join_path(prefix, path)
-        if name != "weight":
-            tensor.fill_(init.bias_value)
-        elif draws_nothing(init, name):
-            kernel_for(init)(init, tensor, None)
-        else:
-            generator = torch.Generator(device=tensor.device)
-            generator.manual_seed(seed_for(seed, full))
-            kernel_for(init)(init, tensor, generator)
+        fill_seeded(init, name, tensor, seed, recorder.key(full))
         recorder.record(full, tensor, (action, name, prefix, False))
 
 
@@ -441,25 +512,31 @@ def _keep_ties(module: nn.Module, keys: tuple[str, ...], recorder: _Recorder) ->
 
 
 def _call(action: Action, recorder: _Recorder, prefix: str, seed: int | None) -> None:
-    """Run a user ``init_weights``; what it wrote itself is read off tensor version counters,
-    and off fingerprints for writes through ``.data``, which counters do not see."""
+    """Run a user ``init_weights`` (or a Call rule's method); what it wrote itself is read
+    off tensor version counters, and off fingerprints for writes through ``.data``, which
+    counters do not see."""
     module = action.target
     assert module is not None
     path = join_path(prefix, action.module)
-    tensors = {join_path(path, n): t for n, t in module.named_parameters()}
+    tensors: dict[str, Tensor] = {join_path(path, n): t for n, t in module.named_parameters()}
+    if isinstance(action.init, CallInit):
+        tensors.update((join_path(path, n), t) for n, t in module.named_buffers())
     recorder.settle()
     real = [(full, t) for full, t in tensors.items() if not t.is_meta]
     recorder.prints.update((full, fingerprint(tensor)) for full, tensor in real)
     for full, tensor in tensors.items():
         recorder.versions[full] = tensor._version
-    init_weights: Callable[[], None] = getattr(module, "init_weights")  # noqa: B009
-    recorder.calls.append((path, module))
+    if isinstance(action.init, CallInit):
+        init_weights: Callable[[], None] = getattr(module, action.init.method)
+    else:
+        init_weights = getattr(module, "init_weights")  # noqa: B009
+        recorder.calls.append((path, module))
     recorder.opaque += 1
     try:
         if seed is None:
             init_weights()
         else:
-            _seeded_call(init_weights, seed_for(seed, path))
+            _seeded_call(init_weights, seed_for(seed, recorder.key(path)))
     finally:
         recorder.opaque -= 1
     unseen = []

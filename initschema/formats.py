@@ -69,6 +69,12 @@ class Reader:
         """The value under ``key`` (a tensor for tensor entries), read now."""
         raise NotImplementedError
 
+    def read_slice(self, key: str, box: tuple[tuple[int, int], ...]) -> Tensor:
+        """The rectangle ``box`` ((offset, length) per dimension) of the tensor entry
+        ``key``; readers that can read it alone do."""
+        value: Tensor = self.read(key)
+        return value[_slices(box)]
+
     def fail(self, message: str) -> InitCfgError:
         return InitCfgError.single(self.where, message)
 
@@ -150,6 +156,14 @@ class SafetensorsReader(Reader):
     def read(self, key: str) -> Tensor:
         return self.file.get_tensor(key)  # type: ignore[no-any-return, no-untyped-call]
 
+    def read_slice(self, key: str, box: tuple[tuple[int, int], ...]) -> Tensor:
+        view = self.file.get_slice(key)  # type: ignore[no-untyped-call]
+        return view[_slices(box)]  # type: ignore[no-any-return]
+
+
+def _slices(box: tuple[tuple[int, int], ...]) -> tuple[slice, ...]:
+    return tuple(slice(offset, offset + length) for offset, length in box)
+
 
 def _numel(shape: tuple[int, ...]) -> int:
     count = 1
@@ -187,6 +201,9 @@ class ShardedReader(Reader):
         if file not in self.shards:
             self.shards[file] = _open_file(file, self.where, *self.options)
         return self.shards[file]
+
+    def read_slice(self, key: str, box: tuple[tuple[int, int], ...]) -> Tensor:
+        return self._shard(key).read_slice(key, box)
 
     def keys(self) -> list[str]:
         return list(self.weight_map)

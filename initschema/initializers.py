@@ -28,6 +28,8 @@ __all__ = [
     "Number",
     "Override",
     "WeightInit",
+    "layer_matches",
+    "parse_layer",
     "parse_overrides",
     "parse_rule",
     "prior_bias",
@@ -150,7 +152,7 @@ class Override(BaseModel):
         return {"name": self.name, **(self.init.to_cfg() if self.init else {})}
 
 
-def _layer_forms(value: Any) -> Any:
+def parse_layer(value: Any) -> Any:
     return (value,) if isinstance(value, str) else value
 
 
@@ -175,7 +177,7 @@ class WeightInit(Initializer):
         description="Prior probability p: fill biases with -log((1-p)/p) instead of `bias`.",
     )
 
-    _layer_forms = field_validator("layer", mode="before")(_layer_forms)
+    _layer_forms = field_validator("layer", mode="before")(parse_layer)
 
     @property
     def bias_value(self) -> float:
@@ -214,19 +216,32 @@ class WeightInit(Initializer):
             return self.init_weight(weight, generator)
         raise NotImplementedError(f"{type(self).__qualname__} must implement init_weight")
 
+    def init_values(self, values: Any, generator: Any, shape: tuple[int, ...]) -> None:
+        """Seeded mode, for an initializer whose elements are drawn independently: fill the
+        flat tensor ``values`` (a run of elements of a tensor of logical ``shape``; compute
+        fans from ``shape``) from ``generator``, the same way whatever its length.
+
+        Implementing it makes a sharded tensor draw only its own elements; without it,
+        seeded mode runs :meth:`init_weight` on the whole logical tensor and keeps the
+        shard's slice."""
+        raise NotImplementedError
+
     def matches(self, module: object) -> bool:
         """Whether ``layer`` names ``module``'s class or one of its class's direct bases."""
-        if not self.layer:
-            return False
-        cls = type(module)
-        return any(
-            name in self.layer for name in (cls.__name__, *(b.__name__ for b in cls.__bases__))
-        )
+        return layer_matches(self.layer, module)
 
     def constants(self, name: str) -> list[tuple[str, float]]:
         """The numbers written into tensor ``name`` that must fit its dtype (its range is
         checked at compile time); subclasses add their own."""
         return [("bias", self.bias_value)] if name == "bias" else []
+
+
+def layer_matches(layer: tuple[str, ...] | None, module: object) -> bool:
+    """MMEngine's ``layer`` test: the module's class name or a direct base's is listed."""
+    if not layer:
+        return False
+    cls = type(module)
+    return any(name in layer for name in (cls.__name__, *(b.__name__ for b in cls.__bases__)))
 
 
 def parse_rule(

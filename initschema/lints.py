@@ -8,9 +8,11 @@ initschema keeps the behaviour and says so.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from torch import Tensor
 
 from .errors import Problem, did_you_mean, join_path
 from .functional import runs_user_code
@@ -21,7 +23,7 @@ from .report import possibly_uninitialized
 if TYPE_CHECKING:
     from .pretrained import KeyMatch
 
-__all__ = ["Lint", "deferred_lints", "find_lints"]
+__all__ = ["Lint", "deferred_lints", "find_lints", "unwritten_meta"]
 
 logger = logging.getLogger("initschema")
 
@@ -332,17 +334,45 @@ def _default_lints(plan: InitPlan) -> list[Lint]:
     return lints
 
 
+def unwritten_meta(
+    plan: InitPlan, tensors: Mapping[str, Tensor], *, reset_norms: bool = True
+) -> list[str]:
+    """The paths of the tensors in ``tensors`` (path -> tensor, the model's now) that are on
+    the meta device and that nothing sets: no rule, checkpoint, Call rule or user
+    ``init_weights`` of the plan, and (with ``reset_norms``) not a norm layer's running
+    statistics, which :func:`initschema.materialize` resets. Empty tensors need no
+    values."""
+    covered = {p for a in plan.actions if a.kind in ("write", "load", "call", "method")
+               for p in a.params}  # fmt: skip
+    reset = {
+        join_path(path, name)
+        for path, module in plan.modules.items()
+        if reset_norms and callable(getattr(module, "reset_running_stats", None))
+        for name in module._buffers
+    }
+    return [
+        path
+        for path, tensor in tensors.items()
+        if tensor.is_meta and tensor.numel() and path not in covered and path not in reset
+    ]
+
+
 def _meta_lints(plan: InitPlan) -> list[Lint]:
-    written = last_writers(plan.actions)
-    left = [p for p, t in plan.tensors.items() if t.is_meta and p not in written]
+    left = unwritten_meta(plan, plan.tensors, reset_norms=False)
     if not left:
         return []
+    refused = unwritten_meta(plan, plan.tensors)
+    reset = len(left) - len(refused)
     return [
         Lint(
             "stays-on-meta",
             "",
-            f"{len(left)} tensors are on the meta device and no rule writes them, so they stay "
-            f"there: {_names(left)}; add rules (or a Pretrained entry) for them, or "
-            f"materialize them yourself (to_empty, reset_parameters).",
+            f"{len(left)} tensors are on the meta device and nothing in the plan sets them: "
+            f"{_names(left)}. plan.execute() leaves them there; ins.materialize() "
+            + (f"resets the {reset} norm running statistics among them and " if reset else "")
+            + f"refuses {'the rest' if reset else 'them'} (allow_unwritten=True leaves their "
+            f"memory uninitialized). Add rules, a "
+            f"Pretrained entry, or a Call rule running their module's reset method "
+            f"({{type: Call, method: reset_parameters, layer: ...}}).",
         )
     ]

@@ -17,6 +17,7 @@ from . import _runtime
 from .builtin_initializers import PretrainedInit
 from .initializers import Initializer, WeightInit
 from .report import possibly_uninitialized, render, render_html, shape_text
+from .streams import STREAM
 
 if TYPE_CHECKING:
     from .lints import Lint
@@ -33,7 +34,7 @@ __all__ = [
     "render_plan_html",
 ]
 
-ActionKind = Literal["write", "load", "call", "guard", "mark"]
+ActionKind = Literal["write", "load", "call", "method", "guard", "mark"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Action:
     ``write``: an initializer writes ``tensors`` (``weight``/``bias``) of one module.
     ``load``: a Pretrained rule copies checkpoint entries into a module's subtree.
     ``call``: a user-defined ``init_weights`` runs (opaque; ``params`` is what it *may* write).
+    ``method``: a Call rule runs a method of one module (opaque, like ``call``).
     ``guard``: MMEngine's ``if not child.is_init`` before a child's ``init_weights``, read
     when the plan runs: when the child is initialized by then, execution jumps to ``skip``.
     ``mark``: a BaseModule's ``is_init`` is set.
@@ -156,6 +158,11 @@ class InitPlan:
     subplans: Mapping[int, SubPlan] = field(default_factory=dict, repr=False, compare=False)
     """What BaseModule's ``init_weights`` of each module with its own ``init_weights``
     compiled to (by ``id`` of the module): run when that code calls ``super()``."""
+    stream_keys: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """Seeded mode: the stream key of each tensor reachable under several names (the
+    smallest of them); every other tensor's key is its path without wrapper names."""
+    stream: str = STREAM
+    """The version of the seeded streams this plan's ``execute(seed=...)`` draws from."""
 
     def execute(self, seed: int | None = None, *, device: str = "cpu") -> InitReport:
         """Write the weights and return the report (see :func:`initschema.execute.execute`).
@@ -174,6 +181,7 @@ class InitPlan:
             "actions": [a.to_dict() for a in self.actions if a.kind not in ("mark", "guard")],
             "lints": [lint.to_dict() for lint in self.lints],
             "parameters": [{"path": p, "shape": list(s)} for p, s in self.parameters],
+            "stream": self.stream,
         }
 
     def __str__(self) -> str:
@@ -236,6 +244,8 @@ def _plan_table(plan: InitPlan) -> tuple[str, Table]:
         what = action.describe_param(path)
         if action.kind == "call":
             what = "user-defined init_weights (may write)"
+        elif action.kind == "method":
+            what = f"{action.describe()} (may write)"
         table.add_row(path, shape_text(shape), what, action.source, str(len(indices) - 1 or ""))
     return title, table
 

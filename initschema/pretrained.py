@@ -22,6 +22,7 @@ from .download import ProgressBar, resolve_checkpoint
 from .errors import InitCfgError, Problem, join_path
 from .formats import Reader, open_reader
 from .load_hooks import checkpoint_state, dry_run, hooked_modules
+from .streams import is_sharded, local_box
 
 __all__ = [
     "Checkpoint",
@@ -190,6 +191,8 @@ def load_into(
     for key in keys:
         owner_path, _, name = key.rpartition(".")
         owners.setdefault(owner_path, []).append(name)
+    keys = list(keys)
+    keys = _load_shards(module, checkpoint, keys)
     entries = [checkpoint.reader.entry(checkpoint.keys[k]) for k in keys]
     with ProgressBar(f"loading {checkpoint.name}", sum(e.nbytes for e in entries)) as advance:
         for owner_path, names in owners.items():
@@ -208,3 +211,22 @@ def load_into(
                     advance(value.nelement() * value.element_size())
                 owner.load_state_dict(subset, strict=False, assign=assign)
                 del subset  # entries are released owner by owner: one copy at most in memory
+
+
+def _load_shards(module: nn.Module, checkpoint: Checkpoint, keys: list[str]) -> list[str]:
+    """Copy into each sharded (DTensor) tensor its slice of the entry, read alone (the
+    readers slice lazily: an mmap'd torch file or a safetensors slice); the other keys
+    are returned."""
+    rest = []
+    for key in keys:
+        owner, _, name = key.rpartition(".")
+        tensor = getattr(module.get_submodule(owner), name)
+        if not is_sharded(tensor):
+            rest.append(key)
+            continue
+        local, _, box = local_box(tensor, key)
+        if local.numel():
+            part = checkpoint.reader.read_slice(checkpoint.keys[key], box)
+            with torch.no_grad():
+                local.copy_(part)
+    return rest

@@ -26,7 +26,12 @@ __all__ = [
     "shape_text",
 ]
 
-_KIND_WORDS = {"write": "init_cfg rules", "load": "checkpoints", "call": "user init_weights"}
+_KIND_WORDS = {
+    "write": "init_cfg rules",
+    "load": "checkpoints",
+    "call": "user init_weights",
+    "method": "Call rules",
+}
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ HUGE = 1e30
 """Finite values beyond this magnitude are taken for uninitialized memory."""
 
 FindingKind = Literal["std", "mean", "constant", "non-finite", "uninitialized", "init-cfg-ignored"]
-Writer = Literal["write", "load", "call", "none"]
+Writer = Literal["write", "load", "call", "method", "none"]
 _CHUNK = 1 << 22
 
 
@@ -263,7 +263,9 @@ def _measure_one(
         initializer = "not written" if uninitialized else "PyTorch default (unchanged)"
     else:
         initializer, uninitialized = provenance.initializer, False
-        family = {"load": "Pretrained", "call": "user init_weights"}.get(writer, "")
+        family = {"load": "Pretrained", "call": "user init_weights", "method": "Call"}.get(
+            writer, ""
+        )
         init = _writer_init(path, provenance, writes) if writer == "write" else None
         if init is not None:
             expected = expected_moments(init, name, shape)

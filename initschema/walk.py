@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from .errors import join_path
 from .initializers import WeightInit
+from .streams import canonical_path
 
 __all__ = ["Tree", "children", "preorder", "signature", "write_problems"]
 
@@ -36,6 +37,8 @@ class Tree:
         self.end: dict[str, int] = {}
         self.modules: dict[str, nn.Module] = {"": root}
         self.module_paths: dict[int, str] = {id(root): ""}
+        self.shared = False
+        """Whether a module or a tensor is reachable under more than one name."""
         # One depth-first walk: entering a module gives named_modules' pre-order (a module
         # met again is not recorded again), leaving it gives apply's post-order.
         stack = [("", root, children(root), 0)]
@@ -49,6 +52,8 @@ class Tree:
                 if id(child) not in self.module_paths:
                     self.module_paths[id(child)] = child_path
                     self.modules[child_path] = child
+                else:
+                    self.shared = True
                 stack.append((child_path, child, children(child), 0))
             else:
                 stack.pop()
@@ -67,6 +72,24 @@ class Tree:
                         tensor_path = f"{path}.{name}" if path else name
                         found.append((tensor_path, tensor))
                         self.tensor_paths.setdefault(id(tensor), tensor_path)
+                    elif tensor is not None:
+                        self.shared = True
+
+    def stream_keys(self, root: nn.Module) -> dict[str, str]:
+        """For each tensor reachable under several names (tied weights, shared modules), its
+        path -> the smallest of its names without wrappers: what seeded streams are keyed
+        by, so that registration order cannot change its values."""
+        if not self.shared:
+            return {}
+        names: dict[int, list[str]] = {}
+        for table in (root.named_parameters, root.named_buffers):
+            for name, tensor in table(remove_duplicate=False):
+                names.setdefault(id(tensor), []).append(canonical_path(name))
+        return {
+            self.tensor_paths[key]: min(found)
+            for key, found in names.items()
+            if len(found) > 1 and key in self.tensor_paths
+        }
 
     def subtree(self, module: nn.Module, path: str) -> list[tuple[str, nn.Module]]:
         """(path, submodule) of the subtree at ``path`` in apply order."""

@@ -1,0 +1,132 @@
+"""Models built without memory: allocate and initialize them in one step.
+
+``materialize`` turns a model built on the meta device (plain, or sharded with FSDP2 /
+``distribute_tensor``) into one on a real device with its plan's values: faithful
+(MMEngine's bits) or seeded (the same values at any world size, each rank drawing only
+its own elements). ``params_on_meta`` builds a model whose constructor cannot run on
+the meta device (``.item()`` on a buffer, as timm's and mmdet's Swin do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .compiler import compile_plan
+from .errors import InitUsageError
+from .execute import check_sharded
+from .lints import unwritten_meta
+from .plan import InitPlan
+from .report import InitReport
+
+__all__ = ["materialize", "params_on_meta"]
+
+_SHOWN = 8
+
+
+def materialize(
+    model: nn.Module,
+    device: torch.device | str,
+    *,
+    seed: int | None = None,
+    plan: InitPlan | None = None,
+    allow_unwritten: bool = False,
+) -> InitReport:
+    """Allocate every meta tensor of ``model`` on ``device`` (other tensors move there) and
+    initialize it as ``plan`` says; return the report.
+
+    ``seed=None`` runs the plan faithfully (the global RNG, MMEngine's order and bits);
+    an int runs it seeded: each value depends only on (seed, the tensor's canonical
+    path, the element's index in the unsharded tensor), so a sharded model (DTensor
+    parameters, e.g. after FSDP2's ``fully_shard``) gets on each rank exactly its slice
+    of the single-process result, computing only its own elements. ``plan`` defaults
+    to ``compile_plan(model)`` (a BaseModule); a plain module needs one:
+    ``compile_plan(model, init_cfg)``, compiled before or after sharding. Norm layers'
+    running statistics are reset (``reset_running_stats``); other buffers need a rule
+    (a Call rule runs a module's own method, e.g. a rotary embedding's). A meta tensor
+    nothing sets is an error naming it, unless ``allow_unwritten`` (its memory is then
+    uninitialized). Anything refused is refused before any allocation.
+    """
+    if plan is None:
+        plan = compile_plan(model)
+    elif plan.module is not model:
+        raise InitUsageError(
+            f"materialize: the plan was compiled for a {type(plan.module).__name__}, not for "
+            f"this {type(model).__name__}; compile it on the model you materialize."
+        )
+    tensors: dict[str, Tensor] = dict(model.named_parameters())
+    tensors.update(model.named_buffers())
+    left = unwritten_meta(plan, tensors)
+    if left and not allow_unwritten:
+        shown = ", ".join(left[:_SHOWN]) + (
+            f", and {len(left) - _SHOWN} more" if left[_SHOWN:] else ""
+        )
+        raise InitUsageError(
+            f"materialize: {len(left)} tensors on the meta device would be left with "
+            f"uninitialized memory, as nothing in the plan sets them: {shown}. Add rules for "
+            f"them (a Call rule runs a module's own method, e.g. {{type: Call, method: "
+            f"reset_parameters, layer: ...}}), or pass allow_unwritten=True."
+        )
+    check_sharded(plan, seed, allocated=False)
+    norms = [
+        module
+        for module in model.modules()
+        if callable(getattr(module, "reset_running_stats", None))
+        and any(b is not None and b.is_meta for b in module._buffers.values())
+    ]
+    with torch.no_grad():
+        _allocate(model, torch.device(device))
+        for module in norms:
+            getattr(module, "reset_running_stats")()  # noqa: B009
+    return plan.execute(seed, device=str(torch.device(device)))
+
+
+def _allocate(model: nn.Module, device: torch.device) -> None:
+    """``to_empty`` for meta tensors and ``to`` for the others, keeping tied tensors tied
+    (one new tensor per old one, in every module holding it; ``to_empty`` unties them)."""
+    done: dict[int, Tensor] = {}
+    for module in model.modules():
+        for table in (module._parameters, module._buffers):
+            for name, tensor in table.items():
+                if tensor is None:
+                    continue
+                if id(tensor) not in done:
+                    new = (
+                        torch.empty_like(tensor, device=device)
+                        if tensor.is_meta
+                        else tensor.detach().to(device)
+                    )
+                    if isinstance(tensor, nn.Parameter):
+                        new = nn.Parameter(new, requires_grad=tensor.requires_grad)
+                    done[id(tensor)] = new
+                table[name] = done[id(tensor)]
+
+
+@contextmanager
+def params_on_meta() -> Iterator[None]:
+    """Inside the block, every parameter a module registers is put on the meta device;
+    buffers and plain tensors stay real. For constructors that read their own tensors
+    (``[x.item() for x in torch.linspace(...)]``), which fail under
+    ``torch.device('meta')``. Each parameter is created on its device first, then
+    replaced (one layer's worth of memory at a time). Not thread-safe: it patches
+    ``nn.Module.register_parameter`` for the duration.
+    """
+    register = nn.Module.register_parameter
+
+    def on_meta(module: nn.Module, name: str, param: Any) -> None:
+        register(module, name, param)
+        value = module._parameters.get(name)
+        if value is not None and not value.is_meta:
+            module._parameters[name] = type(value)(
+                value.detach().to("meta"), requires_grad=value.requires_grad
+            )
+
+    nn.Module.register_parameter = on_meta  # type: ignore[method-assign, assignment]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register  # type: ignore[method-assign]

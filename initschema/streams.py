@@ -1,0 +1,417 @@
+"""Seeded values addressable by element: the same weights at any world size.
+
+Stream ``tiles-v1``: the flattened *logical* (unsharded) tensor is cut into tiles of
+:data:`TILE` elements. Tile ``t`` of the tensor at canonical path ``p`` holds what the
+initializer's elementwise formula draws into a fresh tile of that length from a
+``torch.Generator`` seeded with ``sha256(seed, p, t)``. A rank holding a shard (any
+``Shard``/``Replicate`` placement on a 1-D or 2-D mesh, uneven splits included) draws
+only the tiles its elements fall in and keeps its elements: its values are bitwise a
+slice of the single-process result, with no communication.
+
+Costs: a shard that is one contiguous range of the flattened tensor (``Shard(0)``, what
+FSDP2 does) draws its own elements plus at most two partial tiles; ``Shard(d>0)``
+draws every tile its rows cross, up to the whole tensor. Memory stays one tile beyond
+the shard. An initializer that is not elementwise (a user one without
+:meth:`~initschema.WeightInit.init_values`) computes the whole logical tensor from one
+generator and keeps its slice.
+
+Fans always come from the logical shape. Low-precision floats (float16, bfloat16) are
+drawn in float32 and rounded; float64 tensors are drawn in float64.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .builtin_initializers import (
+    Caffe2XavierInit,
+    KaimingInit,
+    NormalInit,
+    TruncNormalInit,
+    UniformInit,
+    XavierInit,
+)
+from .errors import InitUsageError
+from .functional import draws_nothing, kernel_for
+from .initializers import WeightInit
+
+__all__ = [
+    "STREAM",
+    "TILE",
+    "Box",
+    "canonical_path",
+    "dtensor_type",
+    "elementwise",
+    "fill_box",
+    "fill_seeded",
+    "local_box",
+    "seed_for",
+]
+
+STREAM = "tiles-v1"
+"""The version of the seeded streams: values are reproducible from (seed, stream, path)."""
+
+TILE = 1 << 16
+"""Elements per tile. Part of the stream: changing it changes every value."""
+
+Box = tuple[tuple[int, int], ...]
+"""A rectangle of a logical tensor: (offset, length) per dimension."""
+
+_WRAPPERS = ("_orig_mod", "_checkpoint_wrapped_module", "_fsdp_wrapped_module")
+"""Attribute names that wrappers (torch.compile, activation checkpointing, FSDP1) insert."""
+
+
+def seed_for(seed: int, path: str, tile: int | None = None) -> int:
+    """A 63-bit seed derived from ``(seed, path)`` (and a tile index), the same on every
+    run and machine."""
+    text = f"{seed}:{path}" if tile is None else f"{seed}:{path}:{tile}"
+    digest = hashlib.sha256(text.encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def canonical_path(path: str) -> str:
+    """``path`` without the names wrappers insert: ``_orig_mod`` (``torch.compile``),
+    activation-checkpoint and FSDP1 wrappers anywhere, and a leading ``module``
+    (DistributedDataParallel, DataParallel)."""
+    parts = [part for part in path.split(".") if part not in _WRAPPERS]
+    if len(parts) > 1 and parts[0] == "module":
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def dtensor_type() -> type | None:
+    """``torch.distributed.tensor.DTensor``, or None where torch has no public one."""
+    if not torch.distributed.is_available():
+        return None
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # torch < 2.5: a private module, not supported
+        return None
+    return DTensor
+
+
+def is_sharded(tensor: Any) -> bool:
+    """Whether ``tensor`` is a distributed tensor (a DTensor, or one torch keeps private)."""
+    cls = dtensor_type()
+    if cls is not None and isinstance(tensor, cls):
+        return True
+    return type(tensor).__name__ == "DTensor"
+
+
+def local_box(tensor: Tensor, where: str) -> tuple[Tensor, tuple[int, ...], Box]:
+    """The tensor this process holds, the logical shape, and where the first sits in the
+    second. A plain tensor is its own whole box."""
+    if not is_sharded(tensor):
+        return tensor, tuple(tensor.shape), tuple((0, n) for n in tensor.shape)
+    if torch.__version__ < "2.6" or dtensor_type() is None:
+        raise InitUsageError(
+            f"{where}: initializing sharded (DTensor) parameters needs torch >= 2.6 (public "
+            f"torch.distributed.tensor and fully_shard); this is torch {torch.__version__}."
+        )
+    shape = tuple(tensor.shape)
+    offsets, lengths = [0] * len(shape), list(shape)
+    mesh = tensor.device_mesh  # type: ignore[attr-defined]
+    coordinate = mesh.get_coordinate()
+    if coordinate is None:
+        raise InitUsageError(f"{where}: this process is not part of the tensor's device mesh.")
+    for mesh_dim, placement in enumerate(tensor.placements):  # type: ignore[attr-defined]
+        kind = type(placement).__name__
+        if kind == "_StridedShard":
+            raise InitUsageError(
+                f"{where}: placement {placement} (a strided shard, from FSDP2 over a "
+                f"tensor-parallel mesh) is not supported: its rows are interleaved, so "
+                f"its global offsets are not one rectangle. Shard the parameter with "
+                f"Shard/Replicate placements, or initialize before that sharding."
+            )
+        if placement.is_shard():
+            dim = placement.dim % len(shape)
+            count, index = mesh.size(mesh_dim), coordinate[mesh_dim]
+            size = lengths[dim]
+            chunk = -(-size // count) if size else 0  # torch.chunk: ceil, the rest short
+            start = min(index * chunk, size)
+            offsets[dim] += start
+            lengths[dim] = min(start + chunk, size) - start
+        elif not placement.is_replicate():
+            raise InitUsageError(
+                f"{where}: placement {placement} is not supported for initialization (only "
+                f"Shard and Replicate: a parameter's value is not a pending sum)."
+            )
+    local: Tensor = tensor.to_local()  # type: ignore[attr-defined]
+    if tuple(local.shape) != tuple(lengths):
+        raise InitUsageError(
+            f"{where}: the local shard has shape {tuple(local.shape)}, but torch.chunk's "
+            f"rules give {tuple(lengths)} for placements {tensor.placements} of "  # type: ignore[attr-defined]
+            f"{shape}: a placement this version does not understand."
+        )
+    return local, shape, tuple(zip(offsets, lengths, strict=True))
+
+
+Sampler = Callable[[Any, Tensor, torch.Generator, tuple[int, ...]], None]
+"""Fills a flat tile with an initializer's values for a tensor of the given logical shape."""
+
+
+def elementwise(init: WeightInit) -> bool:
+    """Whether ``init``'s seeded values are drawn element by element (so a shard is drawn
+    alone), rather than computed over the whole tensor."""
+    return draws_nothing(init, "weight") or _sampler(init) is not None
+
+
+def fill_seeded(init: WeightInit, name: str, tensor: Tensor, seed: int, path: str) -> None:
+    """Write ``tensor`` (plain, or this process's shard of a DTensor) as ``init`` says, from
+    the stream of ``(seed, path)``. Under ``torch.no_grad()``."""
+    local, shape, box = local_box(tensor, path)
+    fill_box(init, name, local, shape, box, seed, path)
+
+
+def fill_box(
+    init: WeightInit,
+    name: str,
+    local: Tensor,
+    shape: tuple[int, ...],
+    box: Box,
+    seed: int,
+    path: str,
+) -> None:
+    """Write ``local``, the ``box`` of a logical tensor of ``shape``, from the stream."""
+    if name != "weight":
+        local.fill_(init.bias_value)
+        return
+    if draws_nothing(init, name):
+        kernel_for(init)(init, local, None)
+        return
+    sampler = _sampler(init)
+    if sampler is None:
+        _whole(init, local, shape, box, seed, path)
+        return
+    if local.numel() == 0:
+        return
+    _tiles(lambda values, g: sampler(init, values, g, shape), local, shape, box, seed, path)
+
+
+def _whole(
+    init: WeightInit, local: Tensor, shape: tuple[int, ...], box: Box, seed: int, path: str
+) -> None:
+    """Not elementwise: the whole logical tensor from one generator; this shard's part."""
+    generator = torch.Generator(device=local.device)
+    generator.manual_seed(seed_for(seed, path))
+    if tuple(local.shape) == shape:
+        kernel_for(init)(init, local, generator)
+        return
+    full = torch.empty(shape, dtype=local.dtype, device=local.device)
+    kernel_for(init)(init, full, generator)
+    local.copy_(full[tuple(slice(o, o + n) for o, n in box)])
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def _tiles(
+    draw: Callable[[Tensor, torch.Generator], None],
+    local: Tensor,
+    shape: tuple[int, ...],
+    box: Box,
+    seed: int,
+    path: str,
+) -> None:
+    """Fill ``local`` (the box of the logical tensor) tile by tile."""
+    total = math.prod(shape)
+    dtype = _compute_dtype(local.dtype)
+    out = local if local.is_contiguous() and local.dtype == dtype else None
+    flat = (out if out is not None else torch.empty(local.shape, dtype=dtype,
+                                                    device=local.device)).view(-1)  # fmt: skip
+    starts, length = _runs(shape, box)
+    generator = torch.Generator(device=local.device)
+    scratch: Tensor | None = None
+    for tile in _tiles_crossed(starts, length):
+        low, high = tile * TILE, min(total, (tile + 1) * TILE)
+        generator.manual_seed(seed_for(seed, path, tile))
+        # Runs crossing [low, high): from the first ending after low to the last starting
+        # before high.
+        begin = bisect.bisect_right(starts, low - length)
+        end = bisect.bisect_left(starts, high)
+        if end - begin == 1 and starts[begin] <= low and starts[begin] + length >= high:
+            at = begin * length + low - starts[begin]
+            draw(flat[at : at + high - low], generator)  # the whole tile is ours: in place
+            continue
+        if scratch is None or scratch.numel() != high - low:
+            scratch = torch.empty(high - low, dtype=dtype, device=local.device)
+        draw(scratch, generator)
+        _scatter(scratch, flat, starts, length, begin, end, low, high)
+    if out is None:
+        local.copy_(flat.view(local.shape))
+
+
+def _tiles_crossed(starts: list[int], length: int) -> list[int]:
+    """The tiles the runs cross, ascending (tiles in the gaps between runs are not drawn)."""
+    if len(starts) == 1:
+        return list(range(starts[0] // TILE, (starts[0] + length - 1) // TILE + 1))
+    tiles: list[int] = []
+    for start in starts:
+        first = start // TILE
+        if tiles and tiles[-1] >= first:
+            first = tiles[-1] + 1
+        tiles.extend(range(first, (start + length - 1) // TILE + 1))
+    return tiles
+
+
+def _scatter(
+    tile: Tensor,
+    flat: Tensor,
+    starts: list[int],
+    length: int,
+    begin: int,
+    end: int,
+    low: int,
+    high: int,
+) -> None:
+    """Copy the elements of runs ``begin..end`` that lie in the tile ``[low, high)``."""
+
+    def cut(run: int) -> bool:
+        return starts[run] < low or starts[run] + length > high
+
+    def copy_part(run: int) -> None:
+        start = starts[run]
+        a, b = max(start, low), min(start + length, high)
+        at = run * length + a - start
+        flat[at : at + b - a].copy_(tile[a - low : b - low])
+
+    first_cut = cut(begin)
+    last_cut = end - 1 > begin and cut(end - 1)
+    if first_cut:
+        copy_part(begin)
+    if last_cut:
+        copy_part(end - 1)
+    inner_begin, inner_end = begin + first_cut, end - last_cut
+    if inner_end - inner_begin <= 0:
+        return
+    if inner_end - inner_begin <= 4:
+        for run in range(inner_begin, inner_end):
+            at, start = run * length, starts[run] - low
+            flat[at : at + length].copy_(tile[start : start + length])
+        return
+    first = torch.tensor(starts[inner_begin:inner_end], device=tile.device) - low
+    index = (first[:, None] + torch.arange(length, device=tile.device)).view(-1)
+    flat[inner_begin * length : inner_end * length].copy_(tile[index])
+
+
+def _runs(shape: tuple[int, ...], box: Box) -> tuple[list[int], int]:
+    """The box as runs of consecutive flat indices: every run's start (ascending), and
+    the run length. The last dimensions the box spans whole make one run."""
+    strides = [math.prod(shape[d + 1 :]) for d in range(len(shape))]
+    cut = len(shape) - 1
+    while cut >= 0 and box[cut] == (0, shape[cut]):
+        cut -= 1
+    if cut < 0:
+        return [0], math.prod(shape)
+    length = box[cut][1] * strides[cut]
+    starts = [box[cut][0] * strides[cut]]
+    for dim in range(cut - 1, -1, -1):
+        offset, count = box[dim]
+        starts = [(offset + i) * strides[dim] + s for i in range(count) for s in starts]
+    return starts, length
+
+
+# The built-in initializers' values, drawn into a flat tile with fans from the logical
+# shape. Same formulas as the faithful kernels (torch.nn.init's), one draw per element.
+
+
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    if len(shape) < 2:
+        raise ValueError(
+            "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
+        )
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def _normal(init: NormalInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
+    values.normal_(init.mean, init.std, generator=g)
+
+
+def _uniform(init: UniformInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
+    values.uniform_(init.a, init.b, generator=g)
+
+
+def _trunc_normal(
+    init: TruncNormalInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
+) -> None:
+    # Inverse CDF, as the faithful kernel, except that the uniform draw stays inside
+    # (-1, 1): an exact -1 (possible when the lower bound is far out, as -2 is at std
+    # 0.02) would give erfinv = -inf, clamped to the bound itself, 100 std out.
+    def cdf(x: float) -> float:
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+    low = 2 * cdf((init.a - init.mean) / init.std) - 1
+    high = 2 * cdf((init.b - init.mean) / init.std) - 1
+    values.uniform_(low, high, generator=g)
+    edge = 1 - torch.finfo(values.dtype).eps
+    values.clamp_(-edge, edge)
+    values.erfinv_()
+    values.mul_(init.std * math.sqrt(2.0))
+    values.add_(init.mean)
+    values.clamp_(init.a, init.b)
+
+
+def _xavier(init: XavierInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
+    fan_in, fan_out = _fans(shape)
+    std = init.gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    _spread(values, g, std, init.distribution)
+
+
+def _kaiming_std(shape: tuple[int, ...], a: float, mode: str, nonlinearity: str) -> float:
+    fan_in, fan_out = _fans(shape)
+    fan = fan_in if mode == "fan_in" else fan_out
+    gain = nn.init.calculate_gain(nonlinearity, a)  # type: ignore[arg-type]
+    return gain / math.sqrt(fan) if fan else math.inf
+
+
+def _kaiming(init: KaimingInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
+    std = _kaiming_std(shape, init.a, init.mode, init.nonlinearity)
+    _spread(values, g, std, init.distribution)
+
+
+def _caffe2_xavier(
+    init: Caffe2XavierInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
+) -> None:
+    _spread(values, g, _kaiming_std(shape, 1, "fan_in", "leaky_relu"), "uniform")
+
+
+def _spread(values: Tensor, g: torch.Generator, std: float, distribution: str) -> None:
+    if distribution == "uniform":
+        bound = math.sqrt(3.0) * std
+        values.uniform_(-bound, bound, generator=g)
+    else:
+        values.normal_(0.0, std, generator=g)
+
+
+_SAMPLERS: dict[type, Sampler] = {
+    NormalInit: _normal,
+    UniformInit: _uniform,
+    TruncNormalInit: _trunc_normal,
+    XavierInit: _xavier,
+    KaimingInit: _kaiming,
+    Caffe2XavierInit: _caffe2_xavier,
+}
+
+
+def _own_values(init: Any, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
+    init.init_values(values, g, shape)
+
+
+def _sampler(init: WeightInit) -> Sampler | None:
+    """How ``init`` draws elementwise: a user initializer's own ``init_values``, or the
+    built-in formula of its class (when it does not replace ``init_weight``)."""
+    cls = type(init)
+    if cls.init_values is not WeightInit.init_values:
+        return _own_values
+    if cls.init_weight is not WeightInit.init_weight:
+        return None
+    return next((_SAMPLERS[c] for c in cls.__mro__ if c in _SAMPLERS), None)
