@@ -5,6 +5,7 @@
     python examples/train.py init_strategy@model.init_cfg=caffe2_xavier
     python examples/train.py +init@model.init_cfg.extra=normal model.init_cfg.extra.std=0.001
     python examples/train.py '~init@model.init_cfg.norms'
+    python examples/train.py init_seed=1234                     # seeded: same at any world size
     python examples/train.py --cfg job                          # the composed config
 
 Every init_cfg node is validated before the model is built; a bad value prints
@@ -25,36 +26,18 @@ import initschema as ins
 import initschema.hydra as ins_hydra
 
 
-def covers_everything(model: nn.Module, plan: ins.InitPlan) -> bool:
-    """Whether the plan writes every parameter and every buffer is loaded or resettable,
-    so that a model built on the meta device needs no default initialization."""
-    written = plan.last_writers()
-    if any(name not in written for name, _ in model.named_parameters()):
-        return False
-    for prefix, module in model.named_modules():
-        for name, _ in module.named_buffers(prefix=prefix, recurse=False):
-            if name not in written and not hasattr(module, "reset_running_stats"):
-                return False
-    return True
-
-
-def build(cfg: DictConfig) -> tuple[nn.Module, ins.InitPlan, str]:
+def build(cfg: DictConfig) -> tuple[nn.Module, ins.InitPlan, bool]:
     """Build ``cfg.model`` and compile its plan (a problem only the model can show names
-    its config path): on the meta device, materialized without any default
-    initialization, when the plan writes every tensor; else on the CPU."""
+    its config path): on the meta device when the plan sets every tensor (then nothing is
+    allocated until ``ins.materialize``), else on the CPU. True when on the meta device."""
     if cfg.meta:
-        with torch.device("meta"):
-            model, plan = ins_hydra.instantiate_and_plan(cfg.model, cfg, strict=False, log=False)
-        if covers_everything(model, plan):
-            model.to_empty(device="cpu")
-            for module in model.modules():
-                if hasattr(module, "reset_running_stats"):
-                    module.reset_running_stats()
-            with ins_hydra.config_errors(cfg):
-                plan = ins.compile_plan(model, strict=cfg.strict)
-            return model, plan, "on the meta device, then materialized"
+        model, plan = ins_hydra.instantiate_and_plan(
+            cfg.model, cfg, strict=cfg.strict, log=False, meta=True
+        )
+        if not ins.unwritten(model, plan):
+            return model, plan, True
     model, plan = ins_hydra.instantiate_and_plan(cfg.model, cfg, strict=cfg.strict)
-    return model, plan, "on the CPU: the plan does not write every tensor itself"
+    return model, plan, False
 
 
 def by_rule(report: ins.InitReport) -> Table:
@@ -83,15 +66,23 @@ def by_rule(report: ins.InitReport) -> Table:
 def train(cfg: DictConfig) -> None:
     torch.manual_seed(cfg.seed)
     try:
-        model, plan, where = build(cfg)
+        model, plan, on_meta = build(cfg)
     except ins.InitCfgError as error:
         for problem in error.problems:
             print(f"Error in config {problem}", file=sys.stderr)
         sys.exit(1)
+    where = (
+        "on the meta device, then materialized"
+        if on_meta
+        else "on the CPU: the plan does not set every tensor itself"
+    )
     print(f"Built {type(model).__name__} ({where}).")
     print(plan)
     torch.manual_seed(cfg.seed)
-    report = plan.execute()
+    if on_meta:
+        report = ins.materialize(model, "cpu", seed=cfg.init_seed, plan=plan)
+    else:
+        report = plan.execute(seed=cfg.init_seed)
     Console(highlight=False).print(by_rule(report))
     with torch.no_grad():
         logits = model(torch.randn(2, 3, 32, 32))

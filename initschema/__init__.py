@@ -44,7 +44,7 @@ if _TYPE_CHECKING:
         xavier_init,
     )
     from .lints import Lint
-    from .meta import materialize, params_on_meta
+    from .meta import materialize, params_on_meta, unwritten
     from .module import BaseModule, ModuleDict, ModuleList, Sequential, initialize
     from .plan import Action, InitPlan
     from .report import InitReport, Provenance, ReportRow
@@ -66,6 +66,7 @@ _TORCH_LAYER = {
     "Lint": "lints",
     "materialize": "meta",
     "params_on_meta": "meta",
+    "unwritten": "meta",
     "shard_safe": "execute",
     "BaseModule": "module",
     "ModuleDict": "module",
@@ -140,5 +141,6 @@ __all__ = [
     "trunc_normal_",
     "trunc_normal_init",
     "uniform_init",
+    "unwritten",
     "xavier_init",
 ]

@@ -351,9 +351,12 @@ def instantiate_and_plan(
     strict: bool | None = None,
     log: bool = True,
     keys: Sequence[str] = INIT_CFG_KEYS,
+    meta: bool = False,
 ) -> tuple[Any, Any]:
     """Build the model that config ``node`` describes (``hydra.utils.instantiate``) and
-    compile its plan: ``(model, plan)``, nothing written yet.
+    compile its plan: ``(model, plan)``, nothing written yet. With ``meta=True`` the model
+    is built on the meta device (no memory, no default initialization); allocate and
+    initialize it with :func:`initschema.materialize`.
 
     ``cfg`` is the composed config ``node`` belongs to (by default, its root). Every
     ``init_cfg`` is validated first; then what only the model can tell — an override
@@ -363,6 +366,8 @@ def instantiate_and_plan(
 
     >>> model, plan = initschema.hydra.instantiate_and_plan(cfg.model, cfg)
     >>> plan.execute()
+    >>> model, plan = initschema.hydra.instantiate_and_plan(cfg.model, cfg, meta=True)
+    >>> initschema.materialize(model, "cuda", seed=cfg.seed, plan=plan)
     """
     from hydra.utils import instantiate
 
@@ -372,7 +377,13 @@ def instantiate_and_plan(
     for part in _split(full_key) if full_key else ():
         spec = spec[part]
     with config_errors(root):
-        model = instantiate(spec)
+        if meta:
+            import torch
+
+            with torch.device("meta"):
+                model = instantiate(spec)
+        else:
+            model = instantiate(spec)
         # Through the package: this module (and `initschema validate`) imports no torch.
         return model, initschema.compile_plan(model, strict=strict, log=log)
 

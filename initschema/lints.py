@@ -19,6 +19,7 @@ from .functional import runs_user_code
 from .initializers import WeightInit
 from .plan import InitPlan, last_writers
 from .report import possibly_uninitialized
+from .streams import elementwise, is_sharded
 
 if TYPE_CHECKING:
     from .pretrained import KeyMatch
@@ -176,6 +177,7 @@ def find_lints(
             checkpoint = getattr(action.init, "checkpoint", "")
             lints += Lint.for_load(action.source, checkpoint, action.module, action.match)
     lints += _shadowed_lints(plan)
+    lints += _sharded_lints(plan)
     lints += _default_lints(plan)
     lints += _meta_lints(plan)
     for lint in lints if log else ():
@@ -376,3 +378,45 @@ def _meta_lints(plan: InitPlan) -> list[Lint]:
             f"({{type: Call, method: reset_parameters, layer: ...}}).",
         )
     ]
+
+
+def _sharded_lints(plan: InitPlan) -> list[Lint]:
+    """What seeded execution costs on the tensors that are sharded (DTensor) now: a tensor
+    whose initializer is not elementwise is computed whole on every rank; a shard that is
+    not one run of the flattened tensor (``Shard(d>0)``) draws every tile its rows cross."""
+    whole, strided = [], []
+    final = last_writers(plan.actions)
+    for path, index in final.items():
+        action = plan.actions[index]
+        tensor = plan.tensors.get(path)
+        if action.kind != "write" or tensor is None or not is_sharded(tensor):
+            continue
+        assert isinstance(action.init, WeightInit)
+        if not elementwise(action.init):
+            whole.append(path)
+        elif any(p.is_shard() and p.dim % tensor.ndim for p in getattr(tensor, "placements", ())):
+            strided.append(path)
+    lints = []
+    if whole:
+        lints.append(
+            Lint(
+                "seeded-whole-tensor",
+                "",
+                f"seeded mode computes {len(whole)} sharded tensors whole on every rank and "
+                f"keeps each rank's slice, as their initializer is not elementwise (it has no "
+                f"init_values): {_names(whole)}.",
+                level="info",
+            )
+        )
+    if strided:
+        lints.append(
+            Lint(
+                "seeded-shard-cost",
+                "",
+                f"{len(strided)} tensors are sharded along a dimension other than 0, so each "
+                f"rank draws every tile its rows cross (up to the whole tensor) and keeps its "
+                f"elements: {_names(strided)}. Shard(0) (FSDP2's) draws only the shard.",
+                level="info",
+            )
+        )
+    return lints

@@ -23,7 +23,7 @@ from .lints import unwritten_meta
 from .plan import InitPlan
 from .report import InitReport
 
-__all__ = ["materialize", "params_on_meta"]
+__all__ = ["materialize", "params_on_meta", "unwritten"]
 
 _SHOWN = 8
 
@@ -58,9 +58,7 @@ def materialize(
             f"materialize: the plan was compiled for a {type(plan.module).__name__}, not for "
             f"this {type(model).__name__}; compile it on the model you materialize."
         )
-    tensors: dict[str, Tensor] = dict(model.named_parameters())
-    tensors.update(model.named_buffers())
-    left = unwritten_meta(plan, tensors)
+    left = unwritten(model, plan)
     if left and not allow_unwritten:
         shown = ", ".join(left[:_SHOWN]) + (
             f", and {len(left) - _SHOWN} more" if left[_SHOWN:] else ""
@@ -90,7 +88,8 @@ def _allocate(model: nn.Module, device: torch.device) -> None:
     (one new tensor per old one, in every module holding it; ``to_empty`` unties them)."""
     done: dict[int, Tensor] = {}
     for module in model.modules():
-        for table in (module._parameters, module._buffers):
+        tables: tuple[dict[str, Any], ...] = (module._parameters, module._buffers)
+        for table in tables:
             for name, tensor in table.items():
                 if tensor is None:
                     continue
@@ -104,6 +103,15 @@ def _allocate(model: nn.Module, device: torch.device) -> None:
                         new = nn.Parameter(new, requires_grad=tensor.requires_grad)
                     done[id(tensor)] = new
                 table[name] = done[id(tensor)]
+
+
+def unwritten(model: nn.Module, plan: InitPlan) -> list[str]:
+    """The meta tensors of ``model`` that nothing in ``plan`` sets, and that
+    :func:`materialize` therefore refuses (norm layers' running statistics excepted: it
+    resets them)."""
+    tensors: dict[str, Tensor] = dict(model.named_parameters())
+    tensors.update(model.named_buffers())
+    return unwritten_meta(plan, tensors)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from . import _runtime
 from .builtin_initializers import PretrainedInit
 from .initializers import Initializer, WeightInit
 from .report import possibly_uninitialized, render, render_html, shape_text
-from .streams import STREAM
+from .streams import STREAM, elementwise
 
 if TYPE_CHECKING:
     from .lints import Lint
@@ -137,6 +137,8 @@ class Action:
             data["params"] = list(self.params)
         if self.keys:
             data["keys"] = {model: ckpt for model, ckpt in self.keys}
+        if self.kind == "write" and isinstance(self.init, WeightInit):
+            data["seeded"] = "elementwise" if elementwise(self.init) else "whole tensor"
         return data
 
 
@@ -206,6 +208,8 @@ def render_plan(plan: InitPlan) -> str:
     """One row per parameter with the action that will write it last, then the lints."""
     title, table = _plan_table(plan)
     text = f"{title}\n{render(table)}"
+    if buffers := _buffers_set(plan):
+        text += "\nBuffers set:\n" + "\n".join(f"  {line}" for line in buffers)
     if plan.lints:
         text += "\nLints:\n" + "\n".join(f"  {lint}" for lint in plan.lints)
     return text
@@ -218,6 +222,21 @@ def render_plan_html(plan: InitPlan) -> str:
     return f"<p>{html.escape(title)}</p>{render_html(table)}" + (
         f"<p>Lints:</p><ul>{lints}</ul>" if lints else ""
     )
+
+
+def _buffers_set(plan: InitPlan) -> list[str]:
+    """``path: what sets it [rule]`` for each buffer a rule, checkpoint or Call sets last."""
+    parameters = {path for path, _ in plan.parameters}
+    found: dict[str, str] = {}
+    for action in plan.actions:
+        if action.kind in ("write", "load", "method"):
+            for path in action.params:
+                if path not in parameters:
+                    what = action.describe_param(path)
+                    if action.kind == "method":
+                        what += " (may write)"
+                    found[path] = f"{path}: {what} [{action.source}]"
+    return list(found.values())
 
 
 def _plan_table(plan: InitPlan) -> tuple[str, Table]:
