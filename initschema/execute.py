@@ -35,7 +35,7 @@ from .load_hooks import load_through_hooks
 from .plan import Action, InitPlan
 from .pretrained import load_into, read_state
 from .report import InitReport, Provenance
-from .streams import canonical_path, fill_seeded, is_sharded, seed_for
+from .streams import canonical_path, fill_seeded, is_sharded, local_box, seed_for
 
 __all__ = [
     "check_sharded",
@@ -197,6 +197,9 @@ def check_sharded(plan: InitPlan, seed: int | None, *, allocated: bool = True) -
     }
     if not sharded:
         return
+    for path, tensor in plan.module.named_parameters():
+        if id(tensor) in sharded:
+            local_box(tensor, path)  # placements this engine cannot address are refused now
     example = next(iter(sharded.values()))
     if seed is None:
         raise InitUsageError(

@@ -364,6 +364,17 @@ def _meta_lints(plan: InitPlan) -> list[Lint]:
     if not left:
         return []
     refused = unwritten_meta(plan, plan.tensors)
+    if not refused:
+        return [
+            Lint(
+                "stays-on-meta",
+                "",
+                f"{len(left)} norm running statistics are on the meta device and no rule sets "
+                f"them: {_names(left)}. ins.materialize() resets them; plan.execute() leaves "
+                f"them there.",
+                level="info",
+            )
+        ]
     reset = len(left) - len(refused)
     return [
         Lint(
@@ -373,9 +384,9 @@ def _meta_lints(plan: InitPlan) -> list[Lint]:
             f"{_names(left)}. plan.execute() leaves them there; ins.materialize() "
             + (f"resets the {reset} norm running statistics among them and " if reset else "")
             + f"refuses {'the rest' if reset else 'them'} (allow_unwritten=True leaves their "
-            f"memory uninitialized). Add rules, a "
-            f"Pretrained entry, or a Call rule running their module's reset method "
-            f"({{type: Call, method: reset_parameters, layer: ...}}).",
+            f"memory uninitialized). Add rules, a Pretrained entry, or a Call rule running "
+            f"their module's reset method ({{type: Call, method: reset_parameters, layer: "
+            f"...}}).",
         )
     ]
 

@@ -125,7 +125,7 @@ def local_box(tensor: Tensor, where: str) -> tuple[Tensor, tuple[int, ...], Box]
         kind = type(placement).__name__
         if kind == "_StridedShard":
             raise InitUsageError(
-                f"{where}: placement {placement} (a strided shard, from FSDP2 over a "
+                f"{where}: placement {placement} (_StridedShard, from FSDP2 over a "
                 f"tensor-parallel mesh) is not supported: its rows are interleaved, so "
                 f"its global offsets are not one rectangle. Shard the parameter with "
                 f"Shard/Replicate placements, or initialize before that sharding."
