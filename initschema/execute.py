@@ -455,10 +455,14 @@ def _write_seeded(
 ) -> None:
     init, target = action.init, action.target
     assert isinstance(init, WeightInit) and target is not None
+    params = target._parameters
     for name, path in zip(action.tensors, action.params, strict=True):
         if final.get(path) != index:
             continue
-        tensor = getattr(target, name)
+        tensor: Tensor | None = params.get(name)
+        if tensor is None:  # a buffer or a plain attribute
+            tensor = getattr(target, name)
+        assert tensor is not None
         if tensor.is_meta:
             tensor = recorder.materialize(target, name)
         full = join_path(prefix, path)

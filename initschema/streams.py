@@ -22,6 +22,7 @@ drawn in float32 and rounded; float64 tensors are drawn in float64.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import math
 from collections.abc import Callable
@@ -80,12 +81,15 @@ def canonical_path(path: str) -> str:
     """``path`` without the names wrappers insert: ``_orig_mod`` (``torch.compile``),
     activation-checkpoint and FSDP1 wrappers anywhere, and a leading ``module``
     (DistributedDataParallel, DataParallel)."""
+    if "_orig_mod" not in path and "_wrapped_module" not in path and path[:7] != "module.":
+        return path
     parts = [part for part in path.split(".") if part not in _WRAPPERS]
     if len(parts) > 1 and parts[0] == "module":
         parts = parts[1:]
     return ".".join(parts)
 
 
+@functools.cache
 def dtensor_type() -> type | None:
     """``torch.distributed.tensor.DTensor``, or None where torch has no public one."""
     if not torch.distributed.is_available():
@@ -97,8 +101,13 @@ def dtensor_type() -> type | None:
     return DTensor
 
 
+_PLAIN = (Tensor, nn.Parameter)
+
+
 def is_sharded(tensor: Any) -> bool:
     """Whether ``tensor`` is a distributed tensor (a DTensor, or one torch keeps private)."""
+    if type(tensor) in _PLAIN:
+        return False
     cls = dtensor_type()
     if cls is not None and isinstance(tensor, cls):
         return True
@@ -166,6 +175,21 @@ def elementwise(init: WeightInit) -> bool:
 def fill_seeded(init: WeightInit, name: str, tensor: Tensor, seed: int, path: str) -> None:
     """Write ``tensor`` (plain, or this process's shard of a DTensor) as ``init`` says, from
     the stream of ``(seed, path)``. Under ``torch.no_grad()``."""
+    if type(tensor) in _PLAIN:
+        if name != "weight":
+            tensor.fill_(init.bias_value)
+            return
+        sampler = _sampler(init)
+        if (
+            sampler is not None
+            and 0 < tensor.numel() <= TILE
+            and tensor.dtype in _DRAWN
+            and tensor.is_contiguous()
+        ):  # one tile, drawn in place: what _tiles does, without its bookkeeping
+            generator = torch.Generator(device=tensor.device)
+            generator.manual_seed(seed_for(seed, path, 0))
+            sampler(init, tensor.view(-1), generator, tuple(tensor.shape))
+            return
     local, shape, box = local_box(tensor, path)
     fill_box(init, name, local, shape, box, seed, path)
 
@@ -209,8 +233,12 @@ def _whole(
     local.copy_(full[tuple(slice(o, o + n) for o, n in box)])
 
 
+_DRAWN = (torch.float32, torch.float64)
+"""Dtypes drawn in; the others are drawn in float32 and rounded."""
+
+
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+    return dtype if dtype in _DRAWN else torch.float32
 
 
 def _tiles(
@@ -410,8 +438,14 @@ def _sampler(init: WeightInit) -> Sampler | None:
     """How ``init`` draws elementwise: a user initializer's own ``init_values``, or the
     built-in formula of its class (when it does not replace ``init_weight``)."""
     cls = type(init)
-    if cls.init_values is not WeightInit.init_values:
-        return _own_values
-    if cls.init_weight is not WeightInit.init_weight:
-        return None
-    return next((_SAMPLERS[c] for c in cls.__mro__ if c in _SAMPLERS), None)
+    if cls not in _SAMPLER_OF:
+        if cls.init_values is not WeightInit.init_values:
+            _SAMPLER_OF[cls] = _own_values
+        elif cls.init_weight is not WeightInit.init_weight:
+            _SAMPLER_OF[cls] = None
+        else:
+            _SAMPLER_OF[cls] = next((_SAMPLERS[c] for c in cls.__mro__ if c in _SAMPLERS), None)
+    return _SAMPLER_OF[cls]
+
+
+_SAMPLER_OF: dict[type, Sampler | None] = {}
