@@ -22,6 +22,7 @@ from .execute import check_sharded
 from .lints import unwritten_meta
 from .plan import InitPlan
 from .report import InitReport
+from .streams import is_sharded
 
 __all__ = ["materialize", "params_on_meta", "unwritten"]
 
@@ -77,21 +78,38 @@ def materialize(
         and any(b is not None and b.is_meta for b in module._buffers.values())
     ]
     with torch.no_grad():
-        _allocate(model, torch.device(device))
+        _allocate(model, torch.device(device), _loaded_last(model, plan))
         for module in norms:
             getattr(module, "reset_running_stats")()  # noqa: B009
     return plan.execute(seed, device=str(torch.device(device)))
 
 
-def _allocate(model: nn.Module, device: torch.device) -> None:
-    """``to_empty`` for meta tensors and ``to`` for the others, keeping tied tensors tied
-    (one new tensor per old one, in every module holding it; ``to_empty`` unties them)."""
+def _loaded_last(model: nn.Module, plan: InitPlan) -> set[int]:
+    """The tensors (by ``id``) a checkpoint entry sets last, entry by entry: left on the
+    meta device, they become the entry itself (no allocation and copy)."""
+    tensors: dict[str, Tensor] = dict(model.named_parameters())
+    tensors.update(model.named_buffers())
+    return {
+        id(tensors[path])
+        for path, index in plan.last_writers().items()
+        if plan.actions[index].kind == "load"
+        and not plan.actions[index].hooked
+        and path in tensors
+        and tensors[path].is_meta
+        and not is_sharded(tensors[path])
+    }
+
+
+def _allocate(model: nn.Module, device: torch.device, keep: set[int]) -> None:
+    """``to_empty`` for meta tensors (but those in ``keep``) and ``to`` for the others,
+    keeping tied tensors tied (one new tensor per old one, in every module holding it;
+    ``to_empty`` unties them)."""
     done: dict[int, Tensor] = {}
     for module in model.modules():
         tables: tuple[dict[str, Any], ...] = (module._parameters, module._buffers)
         for table in tables:
             for name, tensor in table.items():
-                if tensor is None:
+                if tensor is None or id(tensor) in keep:
                     continue
                 if id(tensor) not in done:
                     new = (

@@ -94,6 +94,19 @@ class TestMaterialize:
         with pytest.raises(ins.InitUsageError, match="compiled for a Linear, not for"):
             ins.materialize(model, "cpu", plan=ins.compile_plan(other, RULES))
 
+    def test_pretrained_entries_become_the_tensors(self, tmp_path: Any) -> None:
+        """A checkpoint sets what it covers (no allocation first); rules the rest."""
+        source = {k: torch.randn(v.shape) for k, v in zoo.toy_net(KIT).state_dict().items()}
+        source["bn.num_batches_tracked"] = torch.tensor(7)
+        torch.save(source, tmp_path / "m.pth")
+        rules = [RULES[0], dict(type="Pretrained", checkpoint=str(tmp_path / "m.pth"))]
+        with torch.device("meta"):
+            model = zoo.toy_net(KIT, rules)
+        ins.materialize(model, "cpu", seed=2)
+        state = _state(model)
+        for key in ("fc.weight", "bn.running_var", "bn.num_batches_tracked", "conv1.weight"):
+            assert torch.equal(state[key], source[key]), key  # Pretrained runs last
+
     def test_tied_stay_tied(self) -> None:
         with torch.device("meta"):
             model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 10, bias=False))
