@@ -32,10 +32,11 @@ def build(cfg: DictConfig) -> tuple[nn.Module, ins.InitPlan, bool]:
     allocated until ``ins.materialize``), else on the CPU. True when on the meta device."""
     if cfg.meta:
         model, plan = ins_hydra.instantiate_and_plan(
-            cfg.model, cfg, strict=cfg.strict, log=False, meta=True
+            cfg.model, cfg, strict=False, log=False, meta=True
         )
         if not ins.unwritten(model, plan):
-            return model, plan, True
+            with ins_hydra.config_errors(cfg):  # now with its lints, strict if asked
+                return model, ins.compile_plan(model, strict=cfg.strict), True
     model, plan = ins_hydra.instantiate_and_plan(cfg.model, cfg, strict=cfg.strict)
     return model, plan, False
 

@@ -576,6 +576,8 @@ def fingerprint(tensor: Tensor) -> int:
     leaves the version counter alone but (almost surely) changes this. zlib reads the
     memory in place, several times faster than a torch reduction over it."""
     data = tensor.detach()
+    if is_sharded(data):
+        data = data.to_local()  # type: ignore[attr-defined]
     if data.device.type != "cpu":
         return int(data.reshape(-1).view(torch.uint8).sum(dtype=torch.int64))
     if not data.is_contiguous():

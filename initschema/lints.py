@@ -337,15 +337,19 @@ def _default_lints(plan: InitPlan) -> list[Lint]:
 
 
 def unwritten_meta(
-    plan: InitPlan, tensors: Mapping[str, Tensor], *, reset_norms: bool = True
+    plan: InitPlan,
+    tensors: Mapping[str, Tensor],
+    *,
+    reset_norms: bool = True,
+    user_code: bool = False,
 ) -> list[str]:
     """The paths of the tensors in ``tensors`` (path -> tensor, the model's now) that are on
-    the meta device and that nothing sets: no rule, checkpoint, Call rule or user
-    ``init_weights`` of the plan, and (with ``reset_norms``) not a norm layer's running
-    statistics, which :func:`initschema.materialize` resets. Empty tensors need no
-    values."""
-    covered = {p for a in plan.actions if a.kind in ("write", "load", "call", "method")
-               for p in a.params}  # fmt: skip
+    the meta device and that nothing sets: no rule, checkpoint or Call rule of the plan
+    (with ``user_code``, no user ``init_weights`` that may write them either), and (with
+    ``reset_norms``) not a norm layer's running statistics, which
+    :func:`initschema.materialize` resets. Empty tensors need no values."""
+    kinds = ("write", "load", "method", "call") if user_code else ("write", "load", "method")
+    covered = {p for a in plan.actions if a.kind in kinds for p in a.params}
     reset = {
         join_path(path, name)
         for path, module in plan.modules.items()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,17 +34,27 @@ _SIZE_MISMATCH = re.compile(r"size mismatch for (\S+): (.*)", re.DOTALL)
 def hooked_modules(module: nn.Module) -> list[str]:
     """The modules under ``module`` whose code takes part in loading: load pre- or
     post-hooks, or a ``_load_from_state_dict`` of their own. torch's built-in overrides
-    (BatchNorm's ``num_batches_tracked`` versions) do not count: the lazy path runs them."""
+    (BatchNorm's ``num_batches_tracked`` versions) and hooks torch itself registers
+    (FSDP2's, which re-point a shard after a load) do not count: the lazy path runs them."""
     found = []
     for path, sub in module.named_modules():
         owner = next(c for c in type(sub).__mro__ if "_load_from_state_dict" in vars(c))
         if (
-            sub._load_state_dict_pre_hooks
-            or sub._load_state_dict_post_hooks
+            _own_hooks(sub._load_state_dict_pre_hooks)
+            or _own_hooks(sub._load_state_dict_post_hooks)
             or not owner.__module__.startswith("torch.")
         ):
             found.append(f"{path or '(root)'} ({type(sub).__name__})")
     return found
+
+
+def _own_hooks(hooks: Mapping[Any, Any]) -> bool:
+    """Whether any of ``hooks`` is the model's code, not torch's."""
+    for hook in hooks.values():
+        function = getattr(hook, "hook", hook)  # torch wraps pre-hooks in _WrappedHook
+        if not getattr(function, "__module__", "").startswith("torch."):
+            return True
+    return False
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from .execute import check_sharded
 from .lints import unwritten_meta
 from .plan import InitPlan
 from .report import InitReport
-from .streams import is_sharded
+from .streams import is_sharded, local_box
 
 __all__ = ["materialize", "params_on_meta", "unwritten"]
 
@@ -50,7 +50,9 @@ def materialize(
     running statistics are reset (``reset_running_stats``); other buffers need a rule
     (a Call rule runs a module's own method, e.g. a rotary embedding's). A meta tensor
     nothing sets is an error naming it, unless ``allow_unwritten`` (its memory is then
-    uninitialized). Anything refused is refused before any allocation.
+    uninitialized). Anything refused is refused before any allocation, except one case
+    known only after running: a user ``init_weights`` counted on to set a tensor (it may
+    write its module's tensors) that left it.
     """
     if plan is None:
         plan = compile_plan(model)
@@ -59,7 +61,7 @@ def materialize(
             f"materialize: the plan was compiled for a {type(plan.module).__name__}, not for "
             f"this {type(model).__name__}; compile it on the model you materialize."
         )
-    left = unwritten(model, plan)
+    left = unwritten(model, plan, user_code=True)
     if left and not allow_unwritten:
         shown = ", ".join(left[:_SHOWN]) + (
             f", and {len(left) - _SHOWN} more" if left[_SHOWN:] else ""
@@ -70,18 +72,33 @@ def materialize(
             f"them (a Call rule runs a module's own method, e.g. {{type: Call, method: "
             f"reset_parameters, layer: ...}}), or pass allow_unwritten=True."
         )
-    check_sharded(plan, seed, allocated=False)
+    check_sharded(plan, seed, allocated=False)  # execute checks again once allocated
     norms = [
         module
         for module in model.modules()
         if callable(getattr(module, "reset_running_stats", None))
         and any(b is not None and b.is_meta for b in module._buffers.values())
     ]
+    on_meta = {  # those this process holds elements of
+        path
+        for path, tensor in model.named_parameters()
+        if tensor.is_meta and local_box(tensor, path)[0].numel()
+    }
     with torch.no_grad():
         _allocate(model, torch.device(device), _loaded_last(model, plan))
         for module in norms:
             getattr(module, "reset_running_stats")()  # noqa: B009
-    return plan.execute(seed, device=str(torch.device(device)))
+    report = plan.execute(seed, device=str(torch.device(device)))
+    if not allow_unwritten and (left := [p for p in report.unchanged if p in on_meta]):
+        more = f", and {len(left) - _SHOWN} more" if left[_SHOWN:] else ""
+        raise InitUsageError(
+            f"materialize: user code the plan counted on (a user init_weights or a Call rule "
+            f"that may write them) did not write {len(left)} parameters, whose memory is "
+            f"therefore "
+            f"uninitialized: {', '.join(left[:_SHOWN])}{more}. Add rules for them, or pass "
+            f"allow_unwritten=True."
+        )
+    return report
 
 
 def _loaded_last(model: nn.Module, plan: InitPlan) -> set[int]:
@@ -123,13 +140,15 @@ def _allocate(model: nn.Module, device: torch.device, keep: set[int]) -> None:
                 table[name] = done[id(tensor)]
 
 
-def unwritten(model: nn.Module, plan: InitPlan) -> list[str]:
-    """The meta tensors of ``model`` that nothing in ``plan`` sets, and that
-    :func:`materialize` therefore refuses (norm layers' running statistics excepted: it
-    resets them)."""
+def unwritten(model: nn.Module, plan: InitPlan, *, user_code: bool = False) -> list[str]:
+    """The meta tensors of ``model`` that nothing in ``plan`` is known to set: no rule,
+    checkpoint or Call rule (norm layers' running statistics excepted: :func:`materialize`
+    resets them). With ``user_code``, a user ``init_weights`` that may write a tensor
+    counts as setting it: what :func:`materialize` refuses up front (the tensors that code
+    then leaves are an error after it ran)."""
     tensors: dict[str, Tensor] = dict(model.named_parameters())
     tensors.update(model.named_buffers())
-    return unwritten_meta(plan, tensors)
+    return unwritten_meta(plan, tensors, user_code=user_code)
 
 
 @contextmanager

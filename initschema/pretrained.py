@@ -187,12 +187,11 @@ def load_into(
     """Copy the checkpoint entries for ``keys`` into ``module``, one owning submodule at a
     time (through its ``load_state_dict``, so its hooks run). A tensor still on the meta
     device is materialized from the entry itself (``assign=True``), cast to its dtype."""
+    keys = _load_shards(module, checkpoint, list(keys))
     owners: dict[str, list[str]] = {}
     for key in keys:
         owner_path, _, name = key.rpartition(".")
         owners.setdefault(owner_path, []).append(name)
-    keys = list(keys)
-    keys = _load_shards(module, checkpoint, keys)
     entries = [checkpoint.reader.entry(checkpoint.keys[k]) for k in keys]
     with ProgressBar(f"loading {checkpoint.name}", sum(e.nbytes for e in entries)) as advance:
         for owner_path, names in owners.items():

@@ -102,6 +102,8 @@ def dtensor_type() -> type | None:
 
 
 _PLAIN = (Tensor, nn.Parameter)
+_SHARDING_TORCH = torch.torch_version.TorchVersion(torch.__version__) >= "2.6"
+"""Public ``torch.distributed.tensor`` and ``fully_shard`` (torch >= 2.6)."""
 
 
 def is_sharded(tensor: Any) -> bool:
@@ -119,7 +121,7 @@ def local_box(tensor: Tensor, where: str) -> tuple[Tensor, tuple[int, ...], Box]
     second. A plain tensor is its own whole box."""
     if not is_sharded(tensor):
         return tensor, tuple(tensor.shape), tuple((0, n) for n in tensor.shape)
-    if torch.__version__ < "2.6" or dtensor_type() is None:
+    if not _SHARDING_TORCH or dtensor_type() is None:
         raise InitUsageError(
             f"{where}: initializing sharded (DTensor) parameters needs torch >= 2.6 (public "
             f"torch.distributed.tensor and fully_shard); this is torch {torch.__version__}."

@@ -12,6 +12,7 @@ each other forever.
 from __future__ import annotations
 
 import functools
+import math
 import multiprocessing
 import os
 import signal
@@ -27,6 +28,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+import initschema as ins
 
 SEED = 1234
 
@@ -48,6 +51,15 @@ MIXED_CFG = [
     dict(type="Constant", layer="LayerNorm", val=2, bias=-1),
 ]
 MEMORY_CFG = [dict(type="Normal", layer="Linear", std=0.02)]
+CUSTOM_CFG = [
+    dict(type="ShardTestOrthogonal", layer="Linear", gain=1.5),
+    dict(type="ShardTestFanUniform", layer=["Conv2d", "Embedding"]),
+    dict(type="Constant", layer="LayerNorm", val=2, bias=-1),
+]
+GATED_CFG = [dict(type="Normal", layer="Linear", std=0.02)]
+GATE_CALL = dict(type="Call", method="reset_gate", layer="Gate")
+LINEAR_CALL = dict(type="Call", method="reset_parameters", layer="Linear")
+GATE_VALUE = 0.25
 
 # Widths are chosen so that dim 0 rarely divides by the world size: 30 and 45 split
 # unevenly over 4 ranks, a head of 3 leaves rank 3 of 4 an empty shard.
@@ -155,7 +167,139 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], list[dict[str, Any]]]] = {
     "vit_reordered": (lambda: ViT(reordered=True), VIT_CFG),
     "vit_extra": (lambda: ViT(extra=True), VIT_CFG),
     "resnet": (ResNet, RESNET_CFG),
+    "vit_bf16": (lambda: ViT().to(torch.bfloat16), VIT_CFG),
 }
+
+
+def fill_local(tensor: torch.Tensor, value: float) -> None:
+    """Fill this rank's part of ``tensor`` (all of it, when it is not a DTensor)."""
+    from torch.distributed.tensor import DTensor
+
+    with torch.no_grad():
+        (tensor.to_local() if isinstance(tensor, DTensor) else tensor).fill_(value)
+
+
+class Gate(nn.Module):
+    """A parameter of its own, 5 rows (2, 2, 1, 0 over 4 ranks), and a method that fills
+    each rank's part with a constant: right on any placement, for a Call rule to run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(5, DIM))
+
+    def reset_gate(self) -> None:
+        fill_local(self.weight, GATE_VALUE)
+
+
+class UserGate(ins.BaseModule):
+    """Gate's parameter, filled (each rank's part) by a user-defined init_weights that is
+    not declared shard-safe: refused on sharded parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(5, DIM))
+
+    def init_weights(self) -> None:
+        fill_local(self.weight, GATE_VALUE)
+
+
+class SafeUserGate(ins.BaseModule):
+    """UserGate with its init_weights declared ``@ins.shard_safe``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(5, DIM))
+
+    @ins.shard_safe
+    def init_weights(self) -> None:
+        fill_local(self.weight, GATE_VALUE)
+
+
+class Gated(ins.BaseModule):
+    """A Linear under GATED_CFG and a gate: ``Gated(UserGate())`` plans the gate's own
+    init_weights (``compile_plan(model)``), ``Gated(Gate())`` a Call rule's method."""
+
+    def __init__(self, gate: nn.Module) -> None:
+        super().__init__(init_cfg=GATED_CFG)
+        self.fc = nn.Linear(DIM, HIDDEN)
+        self.gate = gate
+
+
+GATES: dict[str, Callable[[], nn.Module]] = {
+    "gate": Gate,
+    "user": UserGate,
+    "safe_user": SafeUserGate,
+}
+
+
+class OrthogonalInit(ins.WeightInit):
+    """Not elementwise (no ``init_values``): seeded mode computes the whole logical tensor
+    from one generator and keeps a shard's slice."""
+
+    fan_based = True
+    gain: float = 1.0
+
+    def init_weight(self, weight: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        nn.init.orthogonal_(weight, self.gain, generator=generator)
+
+
+class FanUniformInit(ins.WeightInit):
+    """Elementwise (``init_values``): U(-b, b) with b = 1/sqrt(fan_in) of the logical
+    shape, so a shard that used its own shape would show."""
+
+    fan_based = True
+
+    def init_weight(self, weight: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        self.init_values(weight.view(-1), generator, tuple(weight.shape))
+
+    def init_values(self, values: Any, generator: Any, shape: tuple[int, ...]) -> None:
+        bound = 1 / math.sqrt(math.prod(shape[1:]))
+        values.uniform_(-bound, bound, generator=generator)
+
+
+def register_custom_initializers() -> None:
+    """Register the user initializers CUSTOM_CFG names (again: a no-op). The rank
+    processes and the test process each need it, as users' own processes would."""
+    ins.register_initializer("ShardTestOrthogonal")(OrthogonalInit)
+    ins.register_initializer("ShardTestFanUniform")(FanUniformInit)
+
+
+def checkpoint_state(name: str) -> dict[str, torch.Tensor]:
+    """What the checkpoint of MODELS[name] (``"vit"``) or of Mixed (``"mixed"``) holds:
+    random values for some of its tensors (``head.weight`` as float16, converted on load),
+    the same in every process."""
+    with torch.device("meta"):
+        model = MODELS[name][0]() if name in MODELS else Mixed()
+    if name == "mixed":
+        keys = ["fc1.weight", "conv.weight", "embed.weight"]
+    else:
+        keys = [k for k in model.state_dict() if k.startswith(("pos_embed.", "blocks.1.", "head."))]
+    generator = torch.Generator().manual_seed(7)
+    state = {}
+    for key in keys:
+        value = torch.randn(model.state_dict()[key].shape, generator=generator)
+        state[key] = value.half() if key == "head.weight" else value
+    return state
+
+
+PREFIX = "backbone."
+"""Under which the torch file holds its tensors (and a rule with ``prefix`` finds them)."""
+
+
+def pretrained_rule(name: str, fmt: str, folder: Path) -> dict[str, Any]:
+    """Write ``checkpoint_state(name)`` into ``folder`` as a ``torch.save`` file (keys under
+    PREFIX, next to one the prefix leaves out) or a ``.safetensors`` file (keys as they
+    are); the Pretrained rule that loads it."""
+    state = checkpoint_state(name)
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        path = folder / f"{name}.safetensors"
+        save_file(state, str(path))
+        return dict(type="Pretrained", checkpoint=str(path))
+    path = folder / f"{name}.pth"
+    torch.save({"neck.weight": torch.ones(2), **{PREFIX + k: v for k, v in state.items()}}, path)
+    return dict(type="Pretrained", checkpoint=str(path), prefix=PREFIX.rstrip("."))
 
 
 def placements_for(layout: str, tensor: torch.Tensor) -> tuple[Any, ...]:
@@ -251,6 +395,100 @@ def case_execute(layout: str) -> nn.Module:
     model = distributed_mixed(layout)
     ins.compile_plan(model, MIXED_CFG).execute(seed=SEED)
     return model
+
+
+OUTDIR = Path()
+"""This rank's output folder (set by :func:`rank_main`)."""
+
+
+def own_folder() -> Path:
+    """A folder of this rank's own: each rank writes its copy of a checkpoint, so that no
+    rank waits for another to have written it."""
+    import torch.distributed as dist
+
+    folder = OUTDIR / f"rank{dist.get_rank()}-files"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def case_pretrained(fmt: str) -> nn.Module:
+    """The ViT on meta, fully sharded, materialized seeded under VIT_CFG and then a
+    Pretrained rule for some of its tensors, from a ``fmt`` file."""
+    model, _ = fully_sharded("vit")
+    cfg = [*VIT_CFG, pretrained_rule("vit", fmt, own_folder())]
+    ins.materialize(model, "cpu", seed=SEED, plan=ins.compile_plan(model, cfg))
+    return model
+
+
+def case_pretrained_execute(fmt: str) -> nn.Module:
+    """Mixed with Shard(1) DTensor parameters (NaN before), MIXED_CFG and then a Pretrained
+    rule for some of them from a ``fmt`` file, executed seeded."""
+    model = distributed_mixed("shard1")
+    cfg = [*MIXED_CFG, pretrained_rule("mixed", fmt, own_folder())]
+    ins.compile_plan(model, cfg).execute(seed=SEED)
+    return model
+
+
+def case_custom(layout: str) -> nn.Module:
+    """Mixed under ``layout`` (NaN before), CUSTOM_CFG executed seeded: user initializers,
+    one computed over the whole tensor, one drawn elementwise."""
+    register_custom_initializers()
+    model = distributed_mixed(layout)
+    ins.compile_plan(model, CUSTOM_CFG).execute(seed=SEED)
+    return model
+
+
+def sharded_gated(gate: str, device: str) -> nn.Module:
+    """``Gated(GATES[gate]())`` on ``device``, the gate and then the root under fully_shard;
+    on the CPU every local part filled with 7."""
+    from torch.distributed.fsdp import fully_shard
+
+    with torch.device(device):
+        model = Gated(GATES[gate]())
+    fully_shard(model.gate, mesh=_mesh())
+    fully_shard(model, mesh=_mesh())
+    if device == "cpu":
+        for tensor in model.state_dict().values():
+            fill_local(tensor, 7.0)
+    return model
+
+
+def run_gated(model: nn.Module, cfg: Any, device: str) -> None:
+    """Plan ``model`` (with ``cfg``, or its own init_weights) and run it seeded: materialize
+    on meta, execute on the CPU."""
+    plan = ins.compile_plan(model, cfg)
+    if device == "meta":
+        ins.materialize(model, "cpu", seed=SEED, plan=plan)
+    else:
+        plan.execute(seed=SEED)
+
+
+def gated_cfg(gate: str) -> list[dict[str, Any]] | None:
+    """The rules for ``Gated(GATES[gate]())``: GATED_CFG and a Call rule with
+    ``shard_safe: true`` for a Gate, none (its own init_weights) for the others."""
+    return [*GATED_CFG, {**GATE_CALL, "shard_safe": True}] if gate == "gate" else None
+
+
+def case_gated(gate: str) -> nn.Module:
+    """A shard-safe gate (``@ins.shard_safe`` init_weights, or a Call rule with
+    ``shard_safe: true``), fully sharded on meta and materialized."""
+    model = sharded_gated(gate, "meta")
+    run_gated(model, gated_cfg(gate), "meta")
+    return model
+
+
+def case_refuse_user_init_weights(device: str) -> dict[str, Any]:
+    """A user init_weights not declared shard-safe, holding a sharded parameter."""
+    model = sharded_gated("user", device)
+    return attempt(model, lambda: run_gated(model, None, device))
+
+
+def case_refuse_call(device: str) -> dict[str, Any]:
+    """A Call rule without shard_safe (reset_parameters of every Linear) on a sharded
+    Linear, then one with it (the gate's): the refusal comes before either runs."""
+    model = sharded_gated("gate", device)
+    cfg = [*GATED_CFG, LINEAR_CALL, {**GATE_CALL, "shard_safe": True}]
+    return attempt(model, lambda: run_gated(model, cfg, device))
 
 
 def raised(error: BaseException) -> dict[str, Any]:
@@ -381,6 +619,12 @@ def case_by_name(name: str) -> Callable[[], Any]:
         "refuse_faithful_materialize": lambda: case_refuse_faithful_materialize(arg),
         "refuse_faithful_execute": lambda: case_refuse_faithful_execute(arg),
         "refuse_strided": lambda: case_refuse_strided(arg),
+        "pretrained": lambda: case_pretrained(arg),
+        "pretrained_execute": lambda: case_pretrained_execute(arg),
+        "custom": lambda: case_custom(arg),
+        "gated": lambda: case_gated(arg),
+        "refuse_user_init_weights": lambda: case_refuse_user_init_weights(arg),
+        "refuse_call": lambda: case_refuse_call(arg),
         "memory": case_memory,
     }
     return cases[kind]
@@ -418,6 +662,8 @@ def rank_main(rank: int, world_size: int, port: int, outdir: str, cases: tuple[s
     """One rank: its output into ``rank{r}.log``, every case, its results into ``rank{r}.pt``."""
     import torch.distributed as dist
 
+    global OUTDIR
+    OUTDIR = Path(outdir)
     with open(Path(outdir) / f"rank{rank}.log", "wb") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)

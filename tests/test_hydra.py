@@ -102,8 +102,8 @@ class TestLibrary:
         overrides = strategy_overrides(model, strategy)
         if strategy == "finetune":
             overrides.append(f"model.backbone.init_cfg.pretrained.checkpoint={checkpoint[model]}")
-        net, plan, _ = train.build(_compose(overrides))
-        report = plan.execute()
+        net, plan, on_meta = train.build(_compose(overrides))
+        report = ins.materialize(net, "cpu", plan=plan) if on_meta else plan.execute()
         assert len(report) == len(list(net.parameters()))
         assert all(torch.isfinite(p).all() for p in net.parameters())
         if strategy == "finetune":
@@ -148,8 +148,8 @@ class TestLibrary:
                 "model.head.init_cfg.fc.layer=[Linear]",
             ]
         )
-        net, plan, _ = train.build(cfg)
-        report = plan.execute()
+        net, plan, on_meta = train.build(cfg)
+        report = ins.materialize(net, "cpu", plan=plan) if on_meta else plan.execute()
         assert torch.all(net.head.fc.weight == 3)
         assert report["head.fc.weight"].provenance.source == "model.head.init_cfg.fc"  # type: ignore[union-attr]
 
@@ -585,6 +585,8 @@ class TestPlugin:
             "type": "Scaled",
             "override": None,
             "layer": None,
+            "match": "bases",
+            "params": None,
             "bias": 0.0,
             "bias_prob": None,
             "scale": 3.0,

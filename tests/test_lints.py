@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+import torch.distributed as dist
 import zoo
 from torch import nn
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import Shard, distribute_tensor
 
 import initschema as ins
 
@@ -68,6 +71,20 @@ def _ckpt(tmp: Path, state: dict[str, torch.Tensor]) -> str:
 
 def _toy_state() -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in _net().state_dict().items()}
+
+
+def _sharded_plan(tmp: Path, kind: str, placements: list[Any]) -> ins.InitPlan:
+    """A Linear whose weight is a DTensor with ``placements`` on a mesh of one."""
+
+    @ins.register_initializer("Whole")
+    class WholeInit(ins.WeightInit):  # no init_values: computed whole when seeded
+        def init_weight(self, weight: torch.Tensor, generator: Any = None) -> None:
+            weight.fill_(1)
+
+    mesh = init_device_mesh("cpu", (1,))
+    model = nn.Linear(4, 4)
+    model.weight = nn.Parameter(distribute_tensor(model.weight.detach(), mesh, placements))
+    return ins.compile_plan(model, dict(type=kind, layer="Linear"))
 
 
 Case = Callable[[Path], ins.InitPlan]
@@ -134,6 +151,14 @@ CASES: dict[str, tuple[Case, Case]] = {
         lambda tmp: ins.compile_plan(
             nn.Linear(2, 2, device="meta"), dict(type="Normal", layer="Linear")
         ),
+    ),
+    "seeded-whole-tensor": (
+        lambda tmp: _sharded_plan(tmp, "Whole", [Shard(0)]),
+        lambda tmp: _sharded_plan(tmp, "Normal", [Shard(0)]),
+    ),
+    "seeded-shard-cost": (
+        lambda tmp: _sharded_plan(tmp, "Normal", [Shard(1)]),
+        lambda tmp: _sharded_plan(tmp, "Normal", [Shard(0)]),
     ),
     "checkpoint-mismatch": (
         lambda tmp: ins.compile_plan(
@@ -206,6 +231,16 @@ CASES: dict[str, tuple[Case, Case]] = {
         ),
     ),
 }
+
+
+@pytest.fixture(autouse=True)
+def _process_group(tmp_path: Path) -> Iterator[None]:
+    """A world of one (a file store, no sockets), for the cases with DTensor parameters."""
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    yield
+    dist.destroy_process_group()
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

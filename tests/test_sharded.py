@@ -30,14 +30,30 @@ pytestmark = pytest.mark.skipif(
 )
 
 MATERIALIZED = ["vit", "resnet"]
+FORMATS = ["torch", "safetensors"]
+CUSTOM_LAYOUTS = ["weight_shard0_bias_replicate", "shard1"]
+"""Shard(0) and Shard(1) weights (Shard(0) and Replicate biases)."""
+SAFE_GATES = ["safe_user", "gate"]
+DEVICES = ["cpu", "meta"]
+AT_BOTH_SIZES = [
+    "materialize:vit_bf16",
+    *(f"pretrained:{fmt}" for fmt in FORMATS),
+    *(f"pretrained_execute:{fmt}" for fmt in FORMATS),
+    *(f"custom:{layout}" for layout in CUSTOM_LAYOUTS),
+    *(f"gated:{gate}" for gate in SAFE_GATES),
+]
 CASES: dict[int, list[str]] = {
     2: [
+        *AT_BOTH_SIZES,
         *(f"materialize:{m}" for m in [*MATERIALIZED, "vit_reordered", "vit_extra"]),
         *(f"execute:{layout}" for layout in cases.LAYOUTS_1D),
         *(f"refuse_faithful_materialize:{only}" for only in ["", "head"]),
         *(f"refuse_faithful_execute:{only}" for only in ["", "norm"]),
+        *(f"refuse_user_init_weights:{device}" for device in DEVICES),
+        *(f"refuse_call:{device}" for device in DEVICES),
     ],
     4: [
+        *AT_BOTH_SIZES,
         *(f"materialize:{m}" for m in MATERIALIZED),
         *(f"execute:{layout}" for layout in cases.LAYOUTS_1D + cases.LAYOUTS_2D),
         "refuse_strided:cpu",
@@ -128,6 +144,34 @@ def mixed_reference() -> dict[str, torch.Tensor]:
     return state_of(model)
 
 
+@functools.cache
+def pretrained_reference(name: str) -> dict[str, torch.Tensor]:
+    """The single-process reference of MODELS[name] (``"vit"``) or of Mixed (``"mixed"``),
+    with the checkpoint's values (cast to the model's dtypes) where it has them."""
+    state = dict(reference(name) if name in cases.MODELS else mixed_reference())
+    for key, value in cases.checkpoint_state(name).items():
+        state[key] = value.to(state[key].dtype)
+    return state
+
+
+@functools.cache
+def custom_reference() -> dict[str, torch.Tensor]:
+    """Mixed built on CPU and executed seeded under CUSTOM_CFG in this one process."""
+    cases.register_custom_initializers()
+    model = cases.Mixed()
+    ins.compile_plan(model, cases.CUSTOM_CFG).execute(seed=cases.SEED)
+    return state_of(model)
+
+
+@functools.cache
+def gated_reference(gate: str) -> dict[str, torch.Tensor]:
+    """``Gated(GATES[gate]())`` built on meta and materialized seeded in this one process."""
+    with torch.device("meta"):
+        model = cases.Gated(cases.GATES[gate]())
+    cases.run_gated(model, cases.gated_cfg(gate), "meta")
+    return state_of(model)
+
+
 class TestModels:
     def test_shards_are_uneven_and_some_empty(self) -> None:
         """The models have dims 0 that 4 does not divide, and some shorter than 4."""
@@ -170,6 +214,88 @@ class TestExecuteOnDTensors:
         every element written, the same bits as one process."""
         got = gathered(ranks(world_size)[f"execute:{layout}"])
         want = mixed_reference()
+        assert sorted(got) == sorted(want)
+        assert_same_bits(got, want)
+
+
+class TestBFloat16:
+    @pytest.mark.parametrize("world_size", [2, 4])
+    def test_gathered_equals_single_process(self, ranks: Ranks, world_size: int) -> None:
+        """The ViT in bfloat16, fully sharded, materialized seeded, gathered: the same bits
+        as one process."""
+        got = gathered(ranks(world_size)["materialize:vit_bf16"])
+        want = reference("vit_bf16")
+        assert {t.dtype for t in want.values()} == {torch.bfloat16}
+        assert sorted(got) == sorted(want)
+        assert_same_bits(got, want)
+
+    def test_float32_values_rounded(self) -> None:
+        """The bfloat16 values are the float32 ones rounded (the determinism contract)."""
+        want = {k: v.to(torch.bfloat16) for k, v in reference("vit").items()}
+        assert_same_bits(reference("vit_bf16"), want)
+
+
+class TestPretrained:
+    """A Pretrained rule after seeded rules, loading into sharded parameters only each
+    rank's slice of the checkpoint."""
+
+    def test_checkpoints_cover_some_tensors(self) -> None:
+        """Each checkpoint holds some of its model's tensors, not all, one as float16."""
+        for name in ("vit", "mixed"):
+            held = cases.checkpoint_state(name)
+            model_keys = set(pretrained_reference(name))
+            assert set(held) < model_keys
+        assert cases.checkpoint_state("vit")["head.weight"].dtype == torch.float16
+
+    @pytest.mark.parametrize("world_size", [2, 4])
+    @pytest.mark.parametrize("fmt", FORMATS)
+    def test_fully_sharded(self, ranks: Ranks, fmt: str, world_size: int) -> None:
+        """The ViT on meta under fully_shard, materialized with a Pretrained rule from a
+        torch file (under a prefix) or a safetensors file: the checkpoint's values where it
+        has them, the single-process seeded ones elsewhere."""
+        got = gathered(ranks(world_size)[f"pretrained:{fmt}"])
+        want = pretrained_reference("vit")
+        assert sorted(got) == sorted(want)
+        assert_same_bits(got, want)
+
+    @pytest.mark.parametrize("world_size", [2, 4])
+    @pytest.mark.parametrize("fmt", FORMATS)
+    def test_manual_shard1(self, ranks: Ranks, fmt: str, world_size: int) -> None:
+        """Mixed with Shard(1) DTensor parameters (NaN before), plan.execute(seed=...) with
+        a Pretrained rule: every element written, the checkpoint's where it has them."""
+        got = gathered(ranks(world_size)[f"pretrained_execute:{fmt}"])
+        want = pretrained_reference("mixed")
+        assert sorted(got) == sorted(want)
+        assert_same_bits(got, want)
+
+
+class TestCustomInitializers:
+    @pytest.mark.parametrize("world_size", [2, 4])
+    @pytest.mark.parametrize("layout", CUSTOM_LAYOUTS)
+    def test_gathered_equals_single_process(
+        self, ranks: Ranks, layout: str, world_size: int
+    ) -> None:
+        """Registered user initializers on Shard(0) and Shard(1) weights, one computed over
+        the whole tensor (orthogonal), one drawn elementwise (init_values): the same bits
+        as one process."""
+        got = gathered(ranks(world_size)[f"custom:{layout}"])
+        want = custom_reference()
+        assert sorted(got) == sorted(want)
+        assert_same_bits(got, want)
+        rows = want["fc1.weight"].double()  # 7 × 10: orthogonal rows of norm 1.5
+        assert torch.allclose(rows @ rows.T, 1.5**2 * torch.eye(7, dtype=torch.float64), atol=1e-5)
+
+
+class TestShardSafe:
+    @pytest.mark.parametrize("world_size", [2, 4])
+    @pytest.mark.parametrize("gate", SAFE_GATES, ids=["init_weights", "call_rule"])
+    def test_runs_and_gathers(self, ranks: Ranks, gate: str, world_size: int) -> None:
+        """A user init_weights marked @ins.shard_safe, or a Call rule with shard_safe:
+        true, runs on sharded parameters (each rank filling its part): the same bits as
+        one process."""
+        got = gathered(ranks(world_size)[f"gated:{gate}"])
+        want = gated_reference(gate)
+        assert torch.all(want["gate.weight"] == cases.GATE_VALUE)
         assert sorted(got) == sorted(want)
         assert_same_bits(got, want)
 
@@ -221,7 +347,23 @@ class TestRefusals:
             assert_refused(result, "seed")
             assert result["changed"] == [], f"rank {rank} wrote before the refusal"
 
-    @pytest.mark.parametrize("device", ["cpu", "meta"])
+    @pytest.mark.parametrize("device", DEVICES)
+    def test_user_init_weights(self, ranks: Ranks, device: str) -> None:
+        """A user init_weights on a module holding sharded parameters, not marked
+        @ins.shard_safe, is refused, naming the module and shard_safe, before any write."""
+        for rank, result in enumerate(per_rank(ranks(2)[f"refuse_user_init_weights:{device}"])):
+            assert_refused(result, "'gate' (FSDPUserGate)", "init_weights", "shard_safe")
+            assert result["changed"] == [], f"rank {rank} wrote or allocated before the refusal"
+
+    @pytest.mark.parametrize("device", DEVICES)
+    def test_call_rule(self, ranks: Ranks, device: str) -> None:
+        """A Call rule without shard_safe on a module holding sharded parameters is refused,
+        naming the method and shard_safe: true, before any write."""
+        for rank, result in enumerate(per_rank(ranks(2)[f"refuse_call:{device}"])):
+            assert_refused(result, "reset_parameters()", "'fc' (Linear)", "shard_safe: true")
+            assert result["changed"] == [], f"rank {rank} wrote or allocated before the refusal"
+
+    @pytest.mark.parametrize("device", DEVICES)
     def test_strided_shard(self, ranks: Ranks, device: str) -> None:
         """A _StridedShard parameter (FSDP2 + TP) is refused, naming it and the placement,
         before any tensor is written or allocated."""
