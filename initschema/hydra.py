@@ -99,7 +99,7 @@ def structured_config(cls: type[Initializer]) -> type:
         choices = literal_choices(info.annotation)
         scalar, nullable = _scalar(info.annotation)
         kind: Any = Any
-        if choices:
+        if choices and not any(c in _ENUM_RESERVED for c in choices):
             kind = _public(
                 enum.Enum(
                     f"{cls.type_name}{name.title().replace('_', '')}",
@@ -109,12 +109,18 @@ def structured_config(cls: type[Initializer]) -> type:
                 )
             )
             default = kind(default)
+        elif choices:  # a choice Enum cannot have as a member name: checked on validation
+            kind = str
         elif scalar is not None:
             kind = Optional[scalar] if nullable else scalar  # noqa: UP045 (OmegaConf 2.3 needs it)
         value = "???" if default is DC_MISSING else default
         fields.append((name, kind, field(default=value)))
     generated: type = _public(make_dataclass(config_name(cls.type_name), fields))
     return generated
+
+
+_ENUM_RESERVED = frozenset({"mro"})
+"""Names an Enum member cannot have (``match: mro``)."""
 
 
 def config_name(type_name: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -95,9 +95,7 @@ class Initializer(BaseModel):
     def arguments(self) -> dict[str, Any]:
         """The initializer's own arguments (everything but ``layer`` and ``override``)."""
         return {
-            name: getattr(self, name)
-            for name in type(self).model_fields
-            if name not in ("layer", "override")
+            name: getattr(self, name) for name in type(self).model_fields if name not in _SELECTION
         }
 
     def describe(self) -> str:
@@ -122,12 +120,16 @@ class Initializer(BaseModel):
     def without_selection(self) -> Initializer:
         """This rule's arguments alone: what an override that gives only a ``name`` inherits."""
         update: dict[str, Any] = {"override": ()}
-        if "layer" in type(self).model_fields:
-            update["layer"] = None
+        for name, empty in (("layer", None), ("params", None), ("match", "bases")):
+            if name in type(self).model_fields:
+                update[name] = empty
         return self.model_copy(update=update)
 
 
 WEIGHT_INITIALIZERS.base = Initializer
+
+_SELECTION = ("layer", "override", "match", "params")
+"""Fields that say what a rule writes, not how: not among its arguments."""
 
 
 def _shown(value: Any) -> str:
@@ -169,7 +171,21 @@ class WeightInit(Initializer):
     layer: tuple[str, ...] | None = Field(
         default=None,
         description="Class names of the submodules to write (a module matches its own class "
-        "name or the name of one of its class's direct bases). None matches nothing.",
+        "name or the name of one of its class's direct bases; with match: mro, any class it "
+        "inherits from). None matches nothing.",
+    )
+    match: Literal["bases", "mro"] = Field(
+        default="bases",
+        description="How `layer` matches a module's class: its own name or a direct base's "
+        "(bases, MMEngine's rule), or any class in its method resolution order (mro).",
+    )
+    params: tuple[str, ...] | None = Field(
+        default=None,
+        description="Patterns over the paths of parameters and buffers below the module the "
+        "rule is attached to (relative to it), each anchored on the whole path: `*` matches "
+        "within one name, `**` any number of names (`blocks.*.attn.proj.weight`, `*.bias`, "
+        "`**.pos_embed`); `re:` starts a regular expression (re.fullmatch). Every matched "
+        "tensor gets the initializer's formula.",
     )
     bias: Number = Field(default=0, description="Value to fill every written bias with.")
     bias_prob: Annotated[float, Field(strict=True, gt=0, lt=1)] | None = Field(
@@ -178,6 +194,7 @@ class WeightInit(Initializer):
     )
 
     _layer_forms = field_validator("layer", mode="before")(parse_layer)
+    _params_forms = field_validator("params", mode="before")(parse_layer)
 
     @property
     def bias_value(self) -> float:
@@ -227,8 +244,24 @@ class WeightInit(Initializer):
         raise NotImplementedError
 
     def matches(self, module: object) -> bool:
-        """Whether ``layer`` names ``module``'s class or one of its class's direct bases."""
-        return layer_matches(self.layer, module)
+        """Whether ``layer`` names ``module``'s class or one of its class's direct bases
+        (any class of its MRO with ``match: mro``)."""
+        return layer_matches(self.layer, module, self.match)
+
+    def shape_problem(self, shape: tuple[int, ...]) -> str | None:
+        """Why this initializer's formula cannot write a tensor of ``shape`` (checked at
+        compile time, before any write), or None. Subclasses add their own checks."""
+        if self.fan_based and len(shape) < 2:
+            return (
+                f"{self.type_name} needs fan-in/fan-out, which a tensor of shape {shape} does "
+                f"not have"
+            )
+        return None
+
+    def for_module(self, path: str) -> WeightInit:
+        """This initializer as it applies to the module at ``path`` (model-relative):
+        itself, unless an argument depends on where the module sits (depth scaling)."""
+        return self
 
     def constants(self, name: str) -> list[tuple[str, float]]:
         """The numbers written into tensor ``name`` that must fit its dtype (its range is
@@ -236,12 +269,14 @@ class WeightInit(Initializer):
         return [("bias", self.bias_value)] if name == "bias" else []
 
 
-def layer_matches(layer: tuple[str, ...] | None, module: object) -> bool:
-    """MMEngine's ``layer`` test: the module's class name or a direct base's is listed."""
+def layer_matches(layer: tuple[str, ...] | None, module: object, match: str = "bases") -> bool:
+    """MMEngine's ``layer`` test: the module's class name or a direct base's is listed
+    (``match='mro'``: any class the module's class inherits from)."""
     if not layer:
         return False
     cls = type(module)
-    return any(name in layer for name in (cls.__name__, *(b.__name__ for b in cls.__bases__)))
+    classes = cls.__mro__ if match == "mro" else (cls, *cls.__bases__)
+    return any(c.__name__ in layer for c in classes)
 
 
 def parse_rule(

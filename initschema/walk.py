@@ -161,10 +161,9 @@ def write_problems(init: WeightInit, module: nn.Module) -> list[str]:
                     f"({str(tensor.dtype).removeprefix('torch.')}, at most {info.max:g})"
                 )
     weight = getattr(module, "weight", None)
-    if init.fan_based and isinstance(weight, Tensor) and weight.dim() < 2:
+    if isinstance(weight, Tensor) and (problem := init.shape_problem(tuple(weight.shape))):
         found.append(
-            f"{init.type_name} needs fan-in/fan-out, which a weight of shape "
-            f"{tuple(weight.shape)} ({type(module).__name__}) does not have; select this "
-            f"module with `layer` or give it its own override rule"
+            f"{problem} ({type(module).__name__}.weight); select this module with `layer` "
+            f"or give it its own override rule"
         )
     return found

@@ -131,7 +131,7 @@ BAD_AGAINST_MODEL = [
     ),
     (
         dict(type="Xavier", layer="BatchNorm2d"),
-        "init_cfg[1]: at module 'bn': Xavier needs fan-in/fan-out, which a weight of shape (8,)",
+        "init_cfg[1]: at module 'bn': Xavier needs fan-in/fan-out, which a tensor of shape (8,)",
     ),
     (
         dict(type="Normal", layer="Linear", override=dict(name="bn", type="Kaiming")),
