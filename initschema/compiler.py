@@ -10,24 +10,25 @@ happens here, so a failing compile leaves every weight as it was.
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
 from ._runtime import paused_gc
-from .builtin_initializers import CallInit, PretrainedInit
 from .cfg import Rule, parse_init_cfg
-from .errors import InitCfgError, InitUsageError, Problem, did_you_mean, join_path
-from .initializers import Initializer, WeightInit
+from .emit import Emitter
+from .errors import InitCfgError, InitUsageError, Problem, join_path
+from .initializers import Initializer
 from .lints import Lint, deferred_lints, find_lints
 from .plan import Action, InitPlan, RuleUse, SubPlan
-from .pretrained import match_keys, open_checkpoint, policy_problems
-from .walk import Tree, children, signature, write_problems
+from .walk import (
+    Tree,
+    children,
+)
 
 __all__ = [
     "compile_init_weights",
@@ -132,7 +133,7 @@ def compile_init_weights(
         return compiler.finish(init_weights_mode=True, log=log, lint=lint, strict=strict)
 
 
-class _Compiler:
+class _Compiler(Emitter):
     def __init__(self, root: nn.Module, where: str = "") -> None:
         self.root = root
         self.where = where
@@ -158,15 +159,6 @@ class _Compiler:
         self.checked: set[tuple[Any, ...]] = set()
         """Writes known to have no problem, by (rule, class, dtypes, dims)."""
 
-    def inherited(self, init: Initializer) -> Initializer:
-        """What an override with only a name applies: its rule's arguments (made once)."""
-        if id(init) not in self.selections:
-            self.selections[id(init)] = init.without_selection()
-        return self.selections[id(init)]
-
-    def full_path(self, path: str) -> str:
-        return join_path(self.where, path) if path else self.where
-
     def parse(self, init_cfg: Any, path: str) -> tuple[Rule, ...]:
         """The rules of ``init_cfg``; a config equal to one parsed before in this compile
         (every block of a model has the same) reuses its typed rules, at this path."""
@@ -186,9 +178,6 @@ class _Compiler:
         if key is not None:
             self.parsed[key] = (path, rules)
         return rules
-
-    def canonical(self, tensor: Tensor, alias: str) -> str:
-        return self.tensor_paths.get(id(tensor), alias)
 
     def compile_init_weights(self, module: nn.Module, path: str) -> None:
         rules = self.parse(module.init_cfg, join_path(path, "init_cfg"))
@@ -263,172 +252,6 @@ class _Compiler:
         self.initialized = initialized
         self.deferred.extend(deferred_lints(type(module).__name__, deferred))
 
-    def emit_rule(self, module: nn.Module, path: str, rule: Rule) -> None:
-        init = rule.init
-        if isinstance(init, PretrainedInit):
-            self.emit_load(module, path, init, rule.source)
-        elif isinstance(init, WeightInit):
-            types: set[type] = set()
-            if init.layer:
-                for sub_path, sub in self.tree.subtree(module, path):
-                    cls = type(sub)
-                    types.add(cls)
-                    key = (id(init), cls)
-                    if key not in self.matches:
-                        self.matches[key] = init.matches(sub)
-                    if self.matches[key]:
-                        self.emit_write(sub, sub_path, init, rule.source)
-            classes = frozenset(n for c in types for n in (c.__name__, *_base_names(c)))
-            self.rule_uses.append(
-                RuleUse(rule.source, path, init.layer, bool(init.override), classes)
-            )
-        elif isinstance(init, CallInit):
-            types = set()
-            for sub_path, sub in self.tree.subtree(module, path):
-                types.add(type(sub))
-                if init.matches(sub):
-                    self.emit_method(sub, sub_path, init, rule.source)
-            classes = frozenset(n for c in types for n in (c.__name__, *_base_names(c)))
-            self.rule_uses.append(
-                RuleUse(rule.source, path, init.layer, bool(init.override), classes)
-            )
-        else:
-            self.problems.append(Problem(rule.source, _unsupported(init)))
-            return
-        for override, source in zip(init.override, rule.override_sources, strict=True):
-            target = self.override_target(module, path, override.name, source)
-            if target is None:
-                continue
-            target_path = self.module_paths.get(id(target), join_path(path, override.name))
-            sub_init = override.init or self.inherited(init)
-            if isinstance(sub_init, PretrainedInit):
-                self.emit_load(target, target_path, sub_init, source)
-            elif isinstance(sub_init, WeightInit):
-                occurrence = join_path(path, override.name)
-                for sub_path, sub in self.tree.subtree(target, occurrence):
-                    self.emit_write(sub, sub_path, sub_init, source)
-            elif isinstance(sub_init, CallInit):
-                self.emit_method(target, target_path, sub_init, source)
-            else:
-                self.problems.append(Problem(source, _unsupported(sub_init)))
-
-    def emit_method(self, module: nn.Module, path: str, init: CallInit, source: str) -> None:
-        """A Call rule on one module: opaque, it may write any tensor of the subtree."""
-        if not callable(getattr(module, init.method, None)):
-            full = self.full_path(path)
-            self.problems.append(
-                Problem(
-                    join_path(source, "method"),
-                    f"module '{full or '(root)'}' ({type(module).__name__}) has no method "
-                    f"{init.method!r}"
-                    f"{did_you_mean(init.method, _methods(module)) or '.'}",
-                )
-            )
-            return
-        found: dict[int, str] = {}
-        for sub_path, sub in self.tree.subtree(module, path):
-            for table in (sub._parameters, sub._buffers):
-                for name, tensor in table.items():
-                    if tensor is not None and id(tensor) not in found:
-                        found[id(tensor)] = self.canonical(tensor, join_path(sub_path, name))
-        self.actions.append(
-            Action("method", path, source, tuple(found.values()), init=init, target=module)
-        )
-
-    def override_target(
-        self, module: nn.Module, path: str, name: str, source: str
-    ) -> nn.Module | None:
-        full = self.full_path(path)
-        where = f"module '{full}'" if full else "the root module"
-        if not hasattr(module, name):
-            children = [n for n, _ in module.named_children()]
-            self.problems.append(
-                Problem(
-                    join_path(source, "name"),
-                    f"{where} ({type(module).__name__}) has no attribute {name!r}"
-                    f"{did_you_mean(name, children) or ';'} its submodules are "
-                    f"{', '.join(children) or 'none'}.",
-                )
-            )
-            return None
-        target = getattr(module, name)
-        if not isinstance(target, nn.Module):
-            self.problems.append(
-                Problem(
-                    join_path(source, "name"),
-                    f"{name!r} of {where} is a {type(target).__name__}, not a submodule; "
-                    f"an override names a submodule and initializes all of it.",
-                )
-            )
-            return None
-        return target
-
-    def emit_write(self, module: nn.Module, path: str, init: WeightInit, source: str) -> None:
-        weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
-        key = (init, type(module), *signature(weight), *signature(bias))
-        if key not in self.checked:
-            problems = write_problems(init, module)
-            for message in problems:
-                full = self.full_path(path)
-                self.problems.append(Problem(source, f"at module '{full}': {message}."))
-            if not problems:
-                self.checked.add(key)
-        names: tuple[str, ...]
-        params: tuple[str, ...]
-        paths = self.tensor_paths
-        if isinstance(weight, Tensor):
-            if isinstance(bias, Tensor):
-                names = ("weight", "bias")
-                params = (
-                    paths.get(id(weight)) or join_path(path, "weight"),
-                    paths.get(id(bias)) or join_path(path, "bias"),
-                )
-            else:
-                names, params = ("weight",), (paths.get(id(weight)) or join_path(path, "weight"),)
-        elif isinstance(bias, Tensor):
-            names, params = ("bias",), (paths.get(id(bias)) or join_path(path, "bias"),)
-        else:
-            return
-        self.actions.append(Action("write", path, source, params, init, names, target=module))
-
-    def emit_load(self, module: nn.Module, path: str, init: PretrainedInit, source: str) -> None:
-        if self.speculative:
-            self.unopened += 1
-            return  # a checkpoint user code may load itself: checked if super() runs with it
-        try:
-            checkpoint = open_checkpoint(init, source)
-            match = match_keys(module, checkpoint)
-        except InitCfgError as error:
-            self.problems.extend(error.problems)
-            return
-        self.problems.extend(policy_problems(init, source, match))
-        own = module.state_dict(keep_vars=True)
-        params = tuple(self.canonical(own[k], join_path(path, k)) for k in match.loaded)
-        sources = dict(match.renamed)
-        keys = tuple(
-            (join_path(path, k), sources.get(k) or checkpoint.keys.get(k, k)) for k in match.loaded
-        )
-        notes = tuple(
-            [(k, f"renamed by load code from {c!r}") for k, c in match.renamed]
-            + [(k, f"reshaped by load code {how}") for k, how in match.adapted]
-        )
-        self.actions.append(
-            Action(
-                "load",
-                path,
-                source,
-                params,
-                init,
-                match.loaded,
-                keys,
-                module,
-                checkpoint,
-                match,
-                hooked="unchecked" if match.unchecked else "checked" if match.hooks else "",
-                notes=notes,
-            )
-        )
-
     def finish(
         self,
         *,
@@ -497,25 +320,5 @@ def _rebased(rule: Rule, base: str, path: str) -> Rule:
     )
 
 
-@functools.cache
-def _base_names(cls: type) -> tuple[str, ...]:
-    return tuple(base.__name__ for base in cls.__bases__)
-
-
 _NO_ACTION = Action("mark", "", "")
 """A placeholder in the action list, never left in a plan."""
-
-
-def _unsupported(init: Initializer) -> str:
-    return (
-        f"{type(init).__qualname__} is neither a WeightInit, a PretrainedInit nor a CallInit, "
-        f"so it cannot be planned; subclass one of them."
-    )
-
-
-def _methods(module: nn.Module) -> list[str]:
-    return [
-        name
-        for name in dir(type(module))
-        if not name.startswith("_") and callable(getattr(type(module), name, None))
-    ]

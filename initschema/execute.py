@@ -322,7 +322,7 @@ def _provenance(record: Record | None) -> Provenance | None:
     if action.kind == "load":
         return Provenance("load", module, action.describe_param(tensor), source)
     assert isinstance(action.init, WeightInit)
-    return Provenance(action.kind, module, action.init.describe_tensor(tensor), source)
+    return Provenance(action.kind, module, action.init.describe_tensor(action.role(tensor)), source)
 
 
 def _kind(record: Record | None) -> str:
@@ -432,10 +432,11 @@ def _write(
         tensor = getattr(target, name)
         if tensor.is_meta:
             tensor = recorder.materialize(target, name)
+        role = action.role(name)
         if name in draw_only:
-            draw_tensor(init, name, tensor)  # overwritten later: only advance the RNG
+            draw_tensor(init, role, tensor)  # overwritten later: only advance the RNG
             continue
-        if name == "weight":
+        if role == "weight":
             kernel(init, tensor, None)
         else:
             tensor.fill_(init.bias_value)
@@ -466,7 +467,7 @@ def _write_seeded(
         if tensor.is_meta:
             tensor = recorder.materialize(target, name)
         full = join_path(prefix, path)
-        fill_seeded(init, name, tensor, seed, recorder.key(full))
+        fill_seeded(init, action.role(name), tensor, seed, recorder.key(full))
         recorder.record(full, tensor, (action, name, prefix, False))
 
 

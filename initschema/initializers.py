@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import _runtime
 from .errors import InitCfgError, Problem, join_path, problems_from_validation
+from .paths import compile_path_pattern, is_pattern
 from .registry import WEIGHT_INITIALIZERS
 
 __all__ = [
@@ -145,7 +146,20 @@ class Override(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1, description="Attribute name of the submodule.")
+    name: str = Field(
+        min_length=1,
+        description="The submodule: an attribute name, a dotted path below the module "
+        "(`blocks.0.mlp.fc2`), or a pattern over such paths (`blocks.*.mlp.fc2`, `re:...`; "
+        "see `params`), which applies the rule to every match, in model order.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_compiles(cls, value: str) -> str:
+        if is_pattern(value) or "." in value:
+            compile_path_pattern(value)
+        return value
+
     init: Initializer | None = Field(
         default=None, description="The rule for the submodule; None reuses the parent's."
     )
@@ -195,6 +209,13 @@ class WeightInit(Initializer):
 
     _layer_forms = field_validator("layer", mode="before")(parse_layer)
     _params_forms = field_validator("params", mode="before")(parse_layer)
+
+    @field_validator("params")
+    @classmethod
+    def _patterns_compile(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for pattern in value or ():
+            compile_path_pattern(pattern)  # its ValueError says what is wrong
+        return value
 
     @property
     def bias_value(self) -> float:
@@ -472,6 +493,12 @@ def _parse_override(obj: Any, path: str, problems: list[Problem]) -> Override | 
             Problem(join_path(path, "name"), f"name must be a non-empty string, got {name!r}.")
         )
         return None
+    if is_pattern(name) or "." in name:
+        try:
+            compile_path_pattern(name)
+        except ValueError as error:
+            problems.append(Problem(join_path(path, "name"), str(error)))
+            return None
     if not data:
         return Override(name=name)
     if "type" not in data and "_target_" not in data:

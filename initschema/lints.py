@@ -191,15 +191,24 @@ def _layer_lints(plan: InitPlan) -> list[Lint]:
     for rule in plan.rules:
         layer, path = rule.layer, rule.module
         where = f"module '{path}'" if path else "the model"
+        for source, pattern in rule.unmatched:
+            lints.append(
+                Lint(
+                    "unmatched-pattern",
+                    source,
+                    f"{pattern!r} matches nothing under {where}, so it selects nothing "
+                    f"(patterns are relative to the module the rule is attached to).",
+                )
+            )
         if not layer:
-            if not rule.has_override and (rule.source, "") not in seen:
+            if not (rule.has_override or rule.has_params) and (rule.source, "") not in seen:
                 seen.add((rule.source, ""))
                 lints.append(
                     Lint(
                         "no-layer",
                         rule.source,
-                        "the rule has no `layer` and no `override`, so it "
-                        "writes nothing; add layer=[...] naming the classes to initialize.",
+                        "the rule has no `layer`, `params` or `override`, so it writes "
+                        "nothing; add layer=[...] naming the classes to initialize.",
                     )
                 )
             continue

@@ -49,7 +49,10 @@ class RuleUse:
     has_override: bool
     classes: frozenset[str] = frozenset()
     """The class names ``layer`` can match under that module: each class's own name and
-    the names of its direct bases."""
+    the names of its direct bases (of every class of its MRO, with ``match: mro``)."""
+    has_params: bool = False
+    unmatched: tuple[tuple[str, str], ...] = ()
+    """(config path, pattern) of each ``params`` or override-name pattern matching nothing."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ class Action:
     write)."""
     notes: tuple[tuple[str, str], ...] = ()
     """For ``load``: (model key, what the load code did to its entry)."""
+    formula: bool = False
+    """For ``write``: every tensor gets the initializer's formula (tensors a rule's
+    ``params`` selected), not only ``weight`` (``bias`` gets the rule's constant)."""
 
     def describe(self) -> str:
         """The initializer and its arguments, or what the opaque step is."""
@@ -118,10 +124,15 @@ class Action:
         assert self.init is not None
         return self.init.describe()
 
+    def role(self, name: str) -> str:
+        """How a ``write`` treats its tensor ``name``: ``'weight'`` (the formula) or
+        ``'bias'`` (the constant)."""
+        return "weight" if self.formula or name == "weight" else "bias"
+
     def describe_param(self, path: str) -> str:
         """What this action writes into the tensor at ``path`` (one of ``params``)."""
         if self.kind == "write" and isinstance(self.init, WeightInit):
-            return self.init.describe_tensor(self.tensors[self.params.index(path)])
+            return self.init.describe_tensor(self.role(self.tensors[self.params.index(path)]))
         if self.kind == "load" and isinstance(self.init, PretrainedInit):
             index = self.params.index(path)
             text = f"load {self.keys[index][1]!r} from {self.init.checkpoint}"

@@ -232,16 +232,18 @@ def _write_actions(plan: InitPlan) -> dict[tuple[str, str], list[Action]]:
 
 def _writer_init(
     path: str, provenance: Provenance, writes: dict[tuple[str, str], list[Action]]
-) -> WeightInit | None:
+) -> tuple[WeightInit, str] | None:
+    """The initializer that wrote the tensor at ``path``, and how (``'weight'``: its
+    formula; ``'bias'``: its constant)."""
     name = path.rpartition(".")[2]
     for action in writes.get((provenance.module, provenance.source), ()):
         init = action.init
         if (
             isinstance(init, WeightInit)
             and name in action.tensors
-            and init.describe_tensor(name) == provenance.initializer
+            and init.describe_tensor(action.role(name)) == provenance.initializer
         ):
-            return init
+            return init, action.role(name)
     return None  # a nested plan compiled anew while running: measured only
 
 
@@ -253,7 +255,6 @@ def _measure_one(
     writes: dict[tuple[str, str], list[Action]],
 ) -> TensorStats:
     shape = tuple(tensor.shape)
-    name = path.rpartition(".")[2]
     expected: tuple[float, float] | None = None
     owner = model.get_submodule(path.rpartition(".")[0])
     writer: Writer = "none" if provenance is None else cast(Writer, provenance.kind)
@@ -266,9 +267,10 @@ def _measure_one(
         family = {"load": "Pretrained", "call": "user init_weights", "method": "Call"}.get(
             writer, ""
         )
-        init = _writer_init(path, provenance, writes) if writer == "write" else None
-        if init is not None:
-            expected = expected_moments(init, name, shape)
+        found = _writer_init(path, provenance, writes) if writer == "write" else None
+        init = found[0] if found else None
+        if found is not None:
+            expected = expected_moments(found[0], found[1], shape)
         if writer == "write":
             constant = expected is not None and expected[1] == 0
             family = "constant" if constant else init.type_name if init else "rule"

@@ -12,11 +12,22 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .errors import join_path
+from .errors import did_you_mean, join_path
 from .initializers import WeightInit
+from .paths import compile_path_pattern, is_pattern
 from .streams import canonical_path
 
-__all__ = ["Tree", "children", "preorder", "signature", "write_problems"]
+__all__ = [
+    "Tree",
+    "below",
+    "children",
+    "preorder",
+    "select_modules",
+    "select_tensors",
+    "signature",
+    "tensor_problems",
+    "write_problems",
+]
 
 
 class Tree:
@@ -166,4 +177,95 @@ def write_problems(init: WeightInit, module: nn.Module) -> list[str]:
             f"{problem} ({type(module).__name__}.weight); select this module with `layer` "
             f"or give it its own override rule"
         )
+    return found
+
+
+def below(tree: Tree, path: str) -> list[tuple[str, nn.Module]]:
+    """(path relative to ``path``, module) of every module strictly below the module at
+    ``path``, in model (pre-)order, each under its first path."""
+    if not path:
+        return [(p, m) for p, m in tree.modules.items() if p]
+    start = path + "."
+    return [(p[len(start) :], m) for p, m in tree.modules.items() if p.startswith(start)]
+
+
+def select_tensors(
+    tree: Tree, module: nn.Module, path: str, patterns: tuple[str, ...]
+) -> tuple[list[tuple[str, nn.Module, list[str]]], list[str]]:
+    """The tensors (parameters, then buffers, of each module) below ``module`` whose path
+    relative to it matches one of ``patterns``, grouped by owner in model order:
+    (owner's path, owner, attribute names); and the patterns that matched nothing."""
+    regexes = [(pattern, compile_path_pattern(pattern)) for pattern in patterns]
+    used: set[str] = set()
+    seen: set[int] = set()
+    groups = []
+    for relative, owner in [("", module), *below(tree, path)]:
+        names = []
+        for table in (owner._parameters, owner._buffers):
+            for name, tensor in table.items():
+                if tensor is None or id(tensor) in seen:
+                    continue
+                tensor_path = join_path(relative, name)
+                hits = [p for p, regex in regexes if regex.fullmatch(tensor_path)]
+                if hits:
+                    used.update(hits)
+                    seen.add(id(tensor))
+                    names.append(name)
+        if names:
+            groups.append((join_path(path, relative) if relative else path, owner, names))
+    return groups, [p for p in patterns if p not in used]
+
+
+def select_modules(
+    tree: Tree, module: nn.Module, path: str, name: str, full: str
+) -> list[tuple[str, nn.Module]] | str:
+    """The submodules an override ``name`` selects below ``module`` (at ``path``; at
+    ``full`` in the whole model, for messages): an attribute, a dotted path, or every
+    module whose relative path matches a pattern (in model order, possibly none) — as
+    (model-relative path, module); or, for a name or dotted path that names no
+    submodule, why."""
+    if is_pattern(name):
+        regex = compile_path_pattern(name)
+        return [
+            (join_path(path, relative), sub)
+            for relative, sub in below(tree, path)
+            if regex.fullmatch(relative)
+        ]
+    target: Any = module
+    walked = ""
+    for part in name.split("."):
+        at = join_path(full, walked) if walked else full
+        where = f"module '{at}'" if at else "the root module"
+        if not hasattr(target, part):
+            kids = [n for n, _ in target.named_children()]
+            return (
+                f"{where} ({type(target).__name__}) has no attribute {part!r}{did_you_mean(part, kids) or ';'} its "
+                f"submodules are {', '.join(kids) or 'none'}."
+            )
+        target = getattr(target, part)
+        walked = join_path(walked, part)
+        if not isinstance(target, nn.Module):
+            return (
+                f"{part!r} of {where} is a {type(target).__name__}, not a submodule; an "
+                f"override names a submodule and initializes all of it."
+            )
+    found = tree.module_paths.get(id(target), join_path(path, name))
+    return [(found, target)]
+
+
+def tensor_problems(init: WeightInit, owner: nn.Module, names: list[str]) -> list[str]:
+    """Why ``init``'s formula could not write the tensors ``names`` of ``owner``."""
+    found = []
+    for name in names:
+        tensor = getattr(owner, name)
+        where = f"{type(owner).__name__}.{name}"
+        if problem := init.shape_problem(tuple(tensor.shape)):
+            found.append(f"{problem} ({where})")
+        info = torch.finfo(tensor.dtype) if tensor.is_floating_point() else None
+        for what, value in init.constants("weight"):
+            if info is not None and abs(value) > info.max:
+                found.append(
+                    f"{what}={value:g} does not fit {where} "
+                    f"({str(tensor.dtype).removeprefix('torch.')}, at most {info.max:g})"
+                )
     return found

@@ -152,6 +152,10 @@ CASES: dict[str, tuple[Case, Case]] = {
             nn.Linear(2, 2, device="meta"), dict(type="Normal", layer="Linear")
         ),
     ),
+    "unmatched-pattern": (
+        lambda tmp: ins.compile_plan(_net(), dict(type="Normal", params=["fc.weigth"])),
+        lambda tmp: ins.compile_plan(_net(), dict(type="Normal", params=["fc.weight"])),
+    ),
     "seeded-whole-tensor": (
         lambda tmp: _sharded_plan(tmp, "Whole", [Shard(0)]),
         lambda tmp: _sharded_plan(tmp, "Normal", [Shard(0)]),
