@@ -239,8 +239,8 @@ def select_modules(
         if not hasattr(target, part):
             kids = [n for n, _ in target.named_children()]
             return (
-                f"{where} ({type(target).__name__}) has no attribute {part!r}{did_you_mean(part, kids) or ';'} its "
-                f"submodules are {', '.join(kids) or 'none'}."
+                f"{where} ({type(target).__name__}) has no attribute {part!r}"
+                f"{did_you_mean(part, kids) or ';'} its submodules are {', '.join(kids) or 'none'}."
             )
         target = getattr(target, part)
         walked = join_path(walked, part)
