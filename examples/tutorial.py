@@ -64,15 +64,17 @@ class CustomNet(TwoConvNet):
         self.custom_conv = ToyConv()
 
 
-@ins.register_initializer("Orthogonal")
-class OrthogonalInit(ins.WeightInit):
-    """A user-defined initializer: typed, registered, usable from any config."""
+@ins.register_initializer("Sparse")
+class SparseInit(ins.WeightInit):
+    """A user-defined initializer (Martens 2010's sparse init, torch.nn.init.sparse_):
+    typed, registered, usable from any config."""
 
     fan_based = True
-    gain: float = 1.0
+    sparsity: float = 0.5
+    std: float = 0.01
 
     def init_weight(self, weight: torch.Tensor, generator: torch.Generator | None = None) -> None:
-        nn.init.orthogonal_(weight, self.gain, generator=generator)
+        nn.init.sparse_(weight, self.sparsity, self.std, generator=generator)
 
 
 def main() -> None:
@@ -113,7 +115,7 @@ def main() -> None:
     )
 
     section("6. A user-defined initializer from the registry")
-    plan_and_run(LinearNet(init_cfg=dict(type="Orthogonal", layer=["Linear", "Conv2d"], gain=2.0)))
+    plan_and_run(LinearNet(init_cfg=dict(type="Sparse", layer="Linear", sparsity=0.25)))
 
     section("7. Module functions")
     net = TwoConvNet()

@@ -27,6 +27,18 @@ from .builtin_initializers import (
 from .cfg import InitCfg, Rule, parse_init_cfg
 from .errors import InitCfgError, InitSchemaError, InitUsageError
 from .initializers import Initializer, Override, WeightInit
+from .modern_initializers import (
+    DiracInit,
+    EyeInit,
+    LecunNormalInit,
+    LecunUniformInit,
+    OnesInit,
+    OrthogonalInit,
+    SmallInit,
+    VarianceScalingInit,
+    WangInit,
+    ZerosInit,
+)
 from .registry import WEIGHT_INITIALIZERS, Registry, register_initializer
 
 if _TYPE_CHECKING:
@@ -102,6 +114,8 @@ __all__ = [
     "Caffe2XavierInit",
     "CallInit",
     "ConstantInit",
+    "DiracInit",
+    "EyeInit",
     "InitCfg",
     "InitCfgError",
     "InitPlan",
@@ -110,10 +124,14 @@ __all__ = [
     "InitUsageError",
     "Initializer",
     "KaimingInit",
+    "LecunNormalInit",
+    "LecunUniformInit",
     "Lint",
     "ModuleDict",
     "ModuleList",
     "NormalInit",
+    "OnesInit",
+    "OrthogonalInit",
     "Override",
     "PretrainedInit",
     "Provenance",
@@ -121,10 +139,14 @@ __all__ = [
     "ReportRow",
     "Rule",
     "Sequential",
+    "SmallInit",
     "TruncNormalInit",
     "UniformInit",
+    "VarianceScalingInit",
+    "WangInit",
     "WeightInit",
     "XavierInit",
+    "ZerosInit",
     "bias_init_with_prob",
     "caffe2_xavier_init",
     "compile_plan",

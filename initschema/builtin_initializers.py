@@ -1,8 +1,11 @@
 """MMEngine's eight initializers as typed models: Constant, Xavier, Normal, TruncNormal,
-Uniform, Kaiming, Caffe2Xavier and Pretrained, with MMEngine's defaults.
+Uniform, Kaiming, Caffe2Xavier and Pretrained, with MMEngine's defaults; and the Call rule.
 
 Fields only (the config language does not import torch): what each writes is its
-kernel in :mod:`initschema.functional`.
+kernel in :mod:`initschema.functional`. Beyond MMEngine's arguments, and off by default
+(MMEngine's bits unchanged): ``splits`` on every formula, ``fan_axes`` on the fan-based
+ones, depth scaling of Normal's and TruncNormal's std, and TruncNormal's bounds in stds
+(:mod:`initschema.formulas`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .initializers import Initializer, Number, WeightInit, layer_matches, parse_layer
+from .formulas import DepthScaledInit, FanInit, FormulaInit
+from .initializers import Initializer, Number, layer_matches, parse_layer
 from .registry import WEIGHT_INITIALIZERS
 
 __all__ = [
@@ -56,7 +60,7 @@ def _register(name: str) -> Any:
 
 
 @_register("Constant")
-class ConstantInit(WeightInit):
+class ConstantInit(FormulaInit):
     """Fill weights with ``val``."""
 
     val: Number = Field(description="Value to fill every written weight with.")
@@ -66,30 +70,51 @@ class ConstantInit(WeightInit):
 
 
 @_register("Xavier")
-class XavierInit(WeightInit):
+class XavierInit(FanInit):
     """Glorot & Bengio (2010): ``std = gain·√(2/(fan_in+fan_out))``."""
 
-    fan_based: ClassVar[bool] = True
     gain: Number = Field(default=1, ge=0, description="Scaling factor.")
     distribution: Distribution = Field(default="normal", description="normal or uniform.")
 
 
 @_register("Normal")
-class NormalInit(WeightInit):
-    """Draw weights from ``N(mean, std²)``."""
+class NormalInit(DepthScaledInit):
+    """Draw weights from ``N(mean, std²)``; with depth scaling, ``std/√(2·(layer_id+1))``
+    (torchtitan) or ``std/√(2·n_layers)`` (GPT-2, Megatron)."""
 
     mean: Number = Field(default=0, description="Mean of the normal distribution.")
     std: Number = Field(default=1, ge=0, description="Standard deviation (≥ 0).")
 
 
 @_register("TruncNormal")
-class TruncNormalInit(WeightInit):
-    """Draw weights from ``N(mean, std²)`` truncated to ``[a, b]``."""
+class TruncNormalInit(DepthScaledInit):
+    """Draw weights from ``N(mean, std²)`` truncated to ``[a, b]`` (MMEngine's, timm's
+    ``trunc_normal_``); with ``bounds: std``, ``mean + std·z`` for ``z ~ N(0, 1)``
+    truncated to ``[a, b]`` (timm's ``trunc_normal_tf_``, TensorFlow's and JAX's).
+    Depth scaling as :class:`NormalInit`'s."""
 
     mean: Number = Field(default=0, description="Mean of the normal distribution.")
     std: Number = Field(default=1, gt=0, description="Standard deviation (> 0).")
-    a: Number = Field(default=-2, description="Lower cutoff (absolute value, not in stds).")
-    b: Number = Field(default=2, description="Upper cutoff (absolute value, not in stds).")
+    a: Number = Field(
+        default=-2, description="Lower cutoff: a value, or a number of stds with bounds: std."
+    )
+    b: Number = Field(
+        default=2, description="Upper cutoff: a value, or a number of stds with bounds: std."
+    )
+    bounds: Literal["absolute", "std"] = Field(
+        default="absolute",
+        description="absolute: a and b are values (MMEngine, torch); std: they count stds "
+        "from the mean (timm's trunc_normal_tf_, TensorFlow, JAX; ±2 is ±2σ at any std).",
+    )
+
+    shown_if_set: ClassVar[dict[str, Any]] = {**DepthScaledInit.shown_if_set, "bounds": "absolute"}
+
+    def absolute_bounds(self) -> tuple[float, float]:
+        """``(a, b)`` as values (at the scaled std, when the bounds count stds)."""
+        if self.bounds == "std":
+            std = self.scaled_std
+            return self.mean + self.a * std, self.mean + self.b * std
+        return self.a, self.b
 
     @model_validator(mode="after")
     def _bounds(self) -> TruncNormalInit:
@@ -99,7 +124,7 @@ class TruncNormalInit(WeightInit):
 
 
 @_register("Uniform")
-class UniformInit(WeightInit):
+class UniformInit(FormulaInit):
     """Draw weights from ``U(a, b)``."""
 
     a: Number = Field(default=0, description="Lower bound.")
@@ -118,10 +143,9 @@ class UniformInit(WeightInit):
 
 
 @_register("Kaiming")
-class KaimingInit(WeightInit):
+class KaimingInit(FanInit):
     """He et al. (2015): ``std = gain(nonlinearity, a)/√fan``."""
 
-    fan_based: ClassVar[bool] = True
     a: Number = Field(default=0, description="Negative slope of the rectifier (leaky_relu).")
     mode: Mode = Field(default="fan_out", description="fan_in or fan_out.")
     nonlinearity: Nonlinearity = Field(default="relu", description="torch.nn.init gain name.")
@@ -129,10 +153,8 @@ class KaimingInit(WeightInit):
 
 
 @_register("Caffe2Xavier")
-class Caffe2XavierInit(WeightInit):
+class Caffe2XavierInit(FanInit):
     """Caffe2's "Xavier": Kaiming(a=1, mode='fan_in', nonlinearity='leaky_relu', uniform)."""
-
-    fan_based: ClassVar[bool] = True
 
 
 @_register("Pretrained")

@@ -93,11 +93,11 @@ def register_initializer(
 ) -> type | Callable[[InitT], InitT]:
     """Register a typed initializer so that configs can name it in ``type``.
 
-    >>> @register_initializer("Orthogonal")
-    ... class OrthogonalInit(WeightInit):
-    ...     gain: float = 1.0
+    >>> @register_initializer("Sparse")
+    ... class SparseInit(WeightInit):
+    ...     sparsity: float = 0.5
     ...     def init_weight(self, weight, generator=None):
-    ...         torch.nn.init.orthogonal_(weight, self.gain, generator=generator)
+    ...         torch.nn.init.sparse_(weight, self.sparsity, generator=generator)
     """
     if isinstance(name, type):
         return WEIGHT_INITIALIZERS.register(name, force=force)

@@ -188,7 +188,10 @@ def _untyped(
             shapes.setdefault(json.dumps(shape, sort_keys=True), ref)
             notes.setdefault(spec.get("description", ""), []).extend(names)
         options = [{"$ref": ref} for ref in shapes.values()]
+        choices = [_choices(field_defs[ref.removeprefix("#/$defs/")]) for ref in shapes.values()]
         merged: Schema = options[0] if len(options) == 1 else {"anyOf": options}
+        if len(options) > 1 and all(choices):  # one enum: an error lists every choice
+            merged = _value({"enum": list(dict.fromkeys(c for cs in choices for c in cs))})
         if len(notes) > 1:
             described = [f"{', '.join(names)}: {text}" for text, names in notes.items()]
             merged = {"description": " | ".join(described), **merged}
@@ -202,6 +205,12 @@ def _untyped(
         "properties": properties,
         "additionalProperties": False,
     }
+
+
+def _choices(spec: Schema) -> list[Any]:
+    """The values of a field that is a choice (a ``Literal``), else nothing."""
+    choice = spec.get("else", {})
+    return list(choice["enum"]) if set(choice) <= {"enum", "type"} and "enum" in choice else []
 
 
 def _has(key: str, schema: Schema) -> Schema:

@@ -11,9 +11,9 @@ slice of the single-process result, with no communication.
 Costs: a shard that is one contiguous range of the flattened tensor (``Shard(0)``, what
 FSDP2 does) draws its own elements plus at most two partial tiles; ``Shard(d>0)``
 draws every tile its rows cross, up to the whole tensor. Memory stays one tile beyond
-the shard. An initializer that is not elementwise (a user one without
-:meth:`~initschema.WeightInit.init_values`) computes the whole logical tensor from one
-generator and keeps its slice.
+the shard. An initializer that is not elementwise (Orthogonal, Dirac, Eye, any with
+``splits``, a user one without :meth:`~initschema.WeightInit.init_values`) computes the
+whole logical tensor from one generator and keeps its slice.
 
 Fans always come from the logical shape. Low-precision floats (float16, bfloat16) are
 drawn in float32 and rounded; float64 tensors are drawn in float64.
@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from .builtin_initializers import (
     Caffe2XavierInit,
+    ConstantInit,
     KaimingInit,
     NormalInit,
     TruncNormalInit,
@@ -40,8 +41,17 @@ from .builtin_initializers import (
     XavierInit,
 )
 from .errors import InitUsageError
-from .functional import draws_nothing, kernel_for
+from .formulas import FanInit
+from .functional import kernel_for
 from .initializers import WeightInit
+from .modern_initializers import (
+    TRUNCATED_NORMAL_STD,
+    OnesInit,
+    SmallInit,
+    VarianceScalingBase,
+    WangInit,
+    ZerosInit,
+)
 
 __all__ = [
     "STREAM",
@@ -171,7 +181,7 @@ Sampler = Callable[[Any, Tensor, torch.Generator, tuple[int, ...]], None]
 def elementwise(init: WeightInit) -> bool:
     """Whether ``init``'s seeded values are drawn element by element (so a shard is drawn
     alone), rather than computed over the whole tensor."""
-    return draws_nothing(init, "weight") or _sampler(init) is not None
+    return _sampler(init) is not None
 
 
 def fill_seeded(init: WeightInit, name: str, tensor: Tensor, seed: int, path: str) -> None:
@@ -184,6 +194,7 @@ def fill_seeded(init: WeightInit, name: str, tensor: Tensor, seed: int, path: st
         sampler = _sampler(init)
         if (
             sampler is not None
+            and sampler not in _FILLS
             and 0 < tensor.numel() <= TILE
             and tensor.dtype in _DRAWN
             and tensor.is_contiguous()
@@ -209,12 +220,12 @@ def fill_box(
     if name != "weight":
         local.fill_(init.bias_value)
         return
-    if draws_nothing(init, name):
-        kernel_for(init)(init, local, None)
-        return
     sampler = _sampler(init)
-    if sampler is None:
+    if sampler is None:  # position-dependent (Dirac, Eye) or drawn whole (Orthogonal)
         _whole(init, local, shape, box, seed, path)
+        return
+    if sampler in _FILLS:  # a constant: the same wherever an element sits
+        kernel_for(init)(init, local, None)
         return
     if local.numel() == 0:
         return
@@ -353,65 +364,88 @@ def _runs(shape: tuple[int, ...], box: Box) -> tuple[list[int], int]:
 # shape. Same formulas as the faithful kernels (torch.nn.init's), one draw per element.
 
 
-def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
-    if len(shape) < 2:
-        raise ValueError(
-            "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
-        )
-    receptive = math.prod(shape[2:])
-    return shape[1] * receptive, shape[0] * receptive
-
-
 def _normal(init: NormalInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
-    values.normal_(init.mean, init.std, generator=g)
+    values.normal_(init.mean, init.scaled_std, generator=g)
 
 
 def _uniform(init: UniformInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
     values.uniform_(init.a, init.b, generator=g)
 
 
-def _trunc_normal(
-    init: TruncNormalInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
+def _truncated(
+    values: Tensor, g: torch.Generator, mean: float, std: float, a: float, b: float
 ) -> None:
-    # Inverse CDF, as the faithful kernel, except that the uniform draw stays inside
-    # (-1, 1): an exact -1 (possible when the lower bound is far out, as -2 is at std
-    # 0.02) would give erfinv = -inf, clamped to the bound itself, 100 std out.
+    """``N(mean, std²)`` truncated to ``[a, b]`` by inverse CDF, as the faithful kernel
+    draws it, except that the uniform draw stays inside (-1, 1): an exact -1 (possible
+    when the lower bound is far out, as -2 is at std 0.02) would give erfinv = -inf,
+    clamped to the bound itself, 100 std out."""
+
     def cdf(x: float) -> float:
         return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
 
-    low = 2 * cdf((init.a - init.mean) / init.std) - 1
-    high = 2 * cdf((init.b - init.mean) / init.std) - 1
+    low = 2 * cdf((a - mean) / std) - 1
+    high = 2 * cdf((b - mean) / std) - 1
     values.uniform_(low, high, generator=g)
     edge = 1 - torch.finfo(values.dtype).eps
     values.clamp_(-edge, edge)
     values.erfinv_()
-    values.mul_(init.std * math.sqrt(2.0))
-    values.add_(init.mean)
-    values.clamp_(init.a, init.b)
+    values.mul_(std * math.sqrt(2.0))
+    values.add_(mean)
+    values.clamp_(a, b)
+
+
+def _trunc_normal(
+    init: TruncNormalInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
+) -> None:
+    if init.bounds == "std":  # timm's trunc_normal_tf_: N(0, 1) on [a, b], then ·std + mean
+        _truncated(values, g, 0.0, 1.0, init.a, init.b)
+        values.mul_(init.scaled_std).add_(init.mean)
+    else:
+        _truncated(values, g, init.mean, init.scaled_std, init.a, init.b)
 
 
 def _xavier(init: XavierInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
-    fan_in, fan_out = _fans(shape)
+    fan_in, fan_out = init.fans(shape)
     std = init.gain * math.sqrt(2.0 / float(fan_in + fan_out))
     _spread(values, g, std, init.distribution)
 
 
-def _kaiming_std(shape: tuple[int, ...], a: float, mode: str, nonlinearity: str) -> float:
-    fan_in, fan_out = _fans(shape)
+def _kaiming_std(
+    init: FanInit, shape: tuple[int, ...], a: float, mode: str, nonlinearity: str
+) -> float:
+    fan_in, fan_out = init.fans(shape)
     fan = fan_in if mode == "fan_in" else fan_out
     gain = nn.init.calculate_gain(nonlinearity, a)  # type: ignore[arg-type]
     return gain / math.sqrt(fan) if fan else math.inf
 
 
 def _kaiming(init: KaimingInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
-    std = _kaiming_std(shape, init.a, init.mode, init.nonlinearity)
+    std = _kaiming_std(init, shape, init.a, init.mode, init.nonlinearity)
     _spread(values, g, std, init.distribution)
 
 
 def _caffe2_xavier(
     init: Caffe2XavierInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
 ) -> None:
-    _spread(values, g, _kaiming_std(shape, 1, "fan_in", "leaky_relu"), "uniform")
+    _spread(values, g, _kaiming_std(init, shape, 1, "fan_in", "leaky_relu"), "uniform")
+
+
+def _variance_scaling(
+    init: VarianceScalingBase, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
+) -> None:
+    std = init.sample_std(shape)
+    distribution = init.scaling()[2]
+    if distribution == "truncated_normal":
+        _truncated(values, g, 0.0, 1.0, -2.0, 2.0)
+        values.mul_(std / TRUNCATED_NORMAL_STD)
+    else:
+        _spread(values, g, std, distribution)
+
+
+def _normal_of_std(
+    init: SmallInit | WangInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
+) -> None:
+    values.normal_(0.0, init.std, generator=g)
 
 
 def _spread(values: Tensor, g: torch.Generator, std: float, distribution: str) -> None:
@@ -422,14 +456,39 @@ def _spread(values: Tensor, g: torch.Generator, std: float, distribution: str) -
         values.normal_(0.0, std, generator=g)
 
 
+def _constant(
+    init: ConstantInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
+) -> None:
+    values.fill_(init.val)
+
+
+def _zeros(init: ZerosInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
+    values.zero_()
+
+
+def _ones(init: OnesInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
+    values.fill_(1)
+
+
+_FILLS = frozenset({_constant, _zeros, _ones})
+"""Samplers of constants: written in place, with no stream (and no generator)."""
+
 _SAMPLERS: dict[type, Sampler] = {
+    ConstantInit: _constant,
+    ZerosInit: _zeros,
+    OnesInit: _ones,
     NormalInit: _normal,
     UniformInit: _uniform,
     TruncNormalInit: _trunc_normal,
     XavierInit: _xavier,
     KaimingInit: _kaiming,
     Caffe2XavierInit: _caffe2_xavier,
+    VarianceScalingBase: _variance_scaling,
+    SmallInit: _normal_of_std,
+    WangInit: _normal_of_std,
 }
+"""Elementwise formulas by class. Orthogonal (QR of the whole matrix), Dirac and Eye
+(values by position) have none: seeded mode computes them whole."""
 
 
 def _own_values(init: Any, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
@@ -438,7 +497,10 @@ def _own_values(init: Any, values: Tensor, g: torch.Generator, shape: tuple[int,
 
 def _sampler(init: WeightInit) -> Sampler | None:
     """How ``init`` draws elementwise: a user initializer's own ``init_values``, or the
-    built-in formula of its class (when it does not replace ``init_weight``)."""
+    built-in formula of its class (when it does not replace ``init_weight``); None for
+    one computed whole, and for any written piece by piece (``splits``)."""
+    if getattr(init, "splits", None) is not None:
+        return None
     cls = type(init)
     if cls not in _SAMPLER_OF:
         if cls.init_values is not WeightInit.init_values:
