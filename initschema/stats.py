@@ -39,8 +39,17 @@ from .builtin_initializers import (
     XavierInit,
 )
 from .execute import init_cfg_ignored
+from .formulas import FanInit, FormulaInit
 from .functional import runs_user_code
 from .initializers import WeightInit
+from .modern_initializers import (
+    OnesInit,
+    OrthogonalInit,
+    SmallInit,
+    VarianceScalingBase,
+    WangInit,
+    ZerosInit,
+)
 from .plan import Action, InitPlan
 from .report import InitReport, Provenance, possibly_uninitialized, render, shape_text
 
@@ -131,23 +140,34 @@ def expected_moments(
 ) -> tuple[float, float] | None:
     """``(mean, std)`` that ``init`` gives tensor ``name`` (``'weight'``/``'bias'``) of
     ``shape``, from the formulas of ``torch.nn.init``; None for a user initializer's own
-    ``init_weight`` (or a fan-based one on fewer than two dimensions)."""
+    ``init_weight``, a fan-based one on fewer than two dimensions, a formula with fans
+    written piece by piece (``splits``), Dirac and Eye."""
     if name != "weight":
         return init.bias_value, 0.0
     if runs_user_code(init):
         return None
     if isinstance(init, ConstantInit):
         return init.val, 0.0
+    if isinstance(init, ZerosInit | OnesInit):
+        return float(isinstance(init, OnesInit)), 0.0
     if isinstance(init, NormalInit):
-        return init.mean, init.std
+        return init.mean, init.scaled_std
     if isinstance(init, UniformInit):
         return (init.a + init.b) / 2, (init.b - init.a) / math.sqrt(12)
     if isinstance(init, TruncNormalInit):
-        return _truncated_normal(init.mean, init.std, init.a, init.b)
-    if len(shape) < 2:
+        return _truncated_normal(init.mean, init.scaled_std, *init.absolute_bounds())
+    if isinstance(init, SmallInit | WangInit):
+        return 0.0, init.std
+    if isinstance(init, FormulaInit) and init.splits is not None:
+        return None  # pieces with fans of their own: measured only
+    if isinstance(init, OrthogonalInit) and len(shape) >= 2:
+        # Rows or columns orthonormal: the squares sum to gain²·min(rows, cols).
+        return 0.0, init.gain / math.sqrt(max(shape[0], math.prod(shape[1:])))
+    if not isinstance(init, FanInit) or isinstance(init.shape_problem(tuple(shape)), str):
         return None
-    receptive = math.prod(shape[2:])
-    fan_in, fan_out = shape[1] * receptive, shape[0] * receptive
+    fan_in, fan_out = init.fans(tuple(shape))
+    if isinstance(init, VarianceScalingBase):
+        return 0.0, init.sample_std(tuple(shape))
     if isinstance(init, XavierInit):
         return 0.0, init.gain * math.sqrt(2.0 / (fan_in + fan_out))
     if isinstance(init, KaimingInit):
