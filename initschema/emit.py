@@ -129,7 +129,7 @@ class Emitter:
             problems = tensor_problems(resolved, owner, names)
             for message in problems:
                 full = self.full_path(owner_path)
-                self.problems.append(Problem(source, f"at module '{full}': {message}."))
+                self.problems.append(Problem(source, f"at module '{full or '(root)'}': {message}."))
             if problems:
                 continue
             params = tuple(
@@ -194,7 +194,7 @@ class Emitter:
             problems = write_problems(init, module)
             for message in problems:
                 full = self.full_path(path)
-                self.problems.append(Problem(source, f"at module '{full}': {message}."))
+                self.problems.append(Problem(source, f"at module '{full or '(root)'}': {message}."))
             if not problems:
                 self.checked.add(key)
         names: tuple[str, ...]

@@ -427,8 +427,9 @@ def _sharded_lints(plan: InitPlan) -> list[Lint]:
                 "seeded-whole-tensor",
                 "",
                 f"seeded mode computes {len(whole)} sharded tensors whole on every rank and "
-                f"keeps each rank's slice, as their initializer is not elementwise (it has no "
-                f"init_values): {_names(whole)}.",
+                f"keeps each rank's slice, as their initializer is not elementwise (Orthogonal, "
+                f"Dirac, Eye, `splits`, a user initializer without init_values): "
+                f"{_names(whole)}.",
                 level="info",
             )
         )

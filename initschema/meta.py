@@ -9,6 +9,7 @@ the meta device (``.item()`` on a buffer, as timm's and mmdet's Swin do).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -84,10 +85,16 @@ def materialize(
         for path, tensor in model.named_parameters()
         if tensor.is_meta and local_box(tensor, path)[0].numel()
     }
+    by_rules = {p for a in plan.actions if a.kind in ("write", "load") for p in a.params}
     with torch.no_grad():
         _allocate(model, torch.device(device), _loaded_last(model, plan))
         for module in norms:
             getattr(module, "reset_running_stats")()  # noqa: B009
+        for path, tensor in model.named_parameters():
+            if path in on_meta and path not in by_rules and tensor.is_floating_point():
+                # Only user code may set it: NaN first, so that its write always shows
+                # (fresh memory may hold the very values it writes) and a miss is no garbage.
+                local_box(tensor, path)[0].fill_(math.nan)
     report = plan.execute(seed, device=str(torch.device(device)))
     if not allow_unwritten and (left := [p for p in report.unchanged if p in on_meta]):
         more = f", and {len(left) - _SHOWN} more" if left[_SHOWN:] else ""
