@@ -1,7 +1,12 @@
 """Small models for the example Hydra app, each with ``init_cfg`` nodes at several depths.
 
 A model is a ``Classifier(backbone, head)``; the backbone is a ResNet-style CNN, a
-ViT-style transformer or an MLP. Hydra builds them with ``instantiate``.
+ViT-style transformer or an MLP. ``GPT`` is a decoder-only language model. Module names
+follow the projects whose init strategies the rule library reproduces (timm's ViT:
+``blocks.N.attn.proj``, ``blocks.N.mlp.fc2``, ``pos_embed``, ``cls_token``; GPT-2:
+``wte``, ``wpe``, ``h.N.attn.c_proj``, ``h.N.mlp.c_proj``), so that their ``params``
+patterns apply. Hydra builds them with ``instantiate``; ``example_input`` is what the
+app's forward check feeds them.
 """
 
 from __future__ import annotations
@@ -49,24 +54,48 @@ class ResNet(ins.BaseModule):
         return x.mean(dim=(2, 3))
 
 
-class TransformerBlock(ins.BaseModule):
-    """Pre-norm self-attention and MLP."""
+class Attention(nn.Module):
+    """Multi-head self-attention: a fused ``qkv`` projection and an output ``proj``."""
 
-    def __init__(self, dim: int, heads: int, init_cfg: Any = None) -> None:
-        super().__init__(init_cfg)
-        self.heads = heads
-        self.norm1 = nn.LayerNorm(dim)
+    def __init__(self, dim: int, heads: int, causal: bool = False) -> None:
+        super().__init__()
+        self.heads, self.causal = heads, causal
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = ins.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
-        qkv = self.qkv(self.norm1(x)).reshape(b, n, 3, self.heads, d // self.heads)
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        attn = nn.functional.scaled_dot_product_attention(q, k, v)
-        x = x + self.proj(attn.transpose(1, 2).reshape(b, n, d))
+        out = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))  # type: ignore[no-any-return]
+
+
+class Mlp(nn.Module):
+    """``fc1`` → GELU → ``fc2``."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))  # type: ignore[no-any-return]
+
+
+class TransformerBlock(ins.BaseModule):
+    """Pre-norm self-attention and MLP (timm's names)."""
+
+    def __init__(self, dim: int, heads: int, init_cfg: Any = None) -> None:
+        super().__init__(init_cfg)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, 4 * dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
 
@@ -140,3 +169,64 @@ class Classifier(ins.BaseModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))  # type: ignore[no-any-return]
+
+    def example_input(self, batch: int) -> torch.Tensor:
+        return torch.randn(batch, 3, 32, 32)
+
+
+class GPTBlock(nn.Module):
+    """GPT-2's block: ``ln_1`` → causal ``attn`` (``c_attn``, ``c_proj``) and ``ln_2`` →
+    ``mlp`` (``c_fc``, ``c_proj``); the two ``c_proj`` end residual branches."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(dim)
+        self.attn = nn.Module()
+        self.attn.c_attn = nn.Linear(dim, 3 * dim)
+        self.attn.c_proj = nn.Linear(dim, dim)
+        self.ln_2 = nn.LayerNorm(dim)
+        self.mlp = nn.Module()
+        self.mlp.c_fc = nn.Linear(dim, 4 * dim)
+        self.mlp.c_proj = nn.Linear(4 * dim, dim)
+        self.heads = heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        qkv = self.attn.c_attn(self.ln_1(x)).reshape(b, n, 3, self.heads, d // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        out = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.attn.c_proj(out.transpose(1, 2).reshape(b, n, d))
+        hidden = nn.functional.gelu(self.mlp.c_fc(self.ln_2(x)))
+        return x + self.mlp.c_proj(hidden)  # type: ignore[no-any-return]
+
+
+class GPT(ins.BaseModule):
+    """A GPT-2-shaped language model: token and position embeddings (``wte``, ``wpe``),
+    ``n_layer`` blocks under ``h``, a final ``ln_f`` and an ``lm_head`` tied to ``wte``."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        n_positions: int,
+        dim: int,
+        n_layer: int,
+        heads: int,
+        init_cfg: Any = None,
+    ) -> None:
+        super().__init__(init_cfg)
+        self.wte = nn.Embedding(vocab_size, dim)
+        self.wpe = nn.Embedding(n_positions, dim)
+        self.h = nn.ModuleList(GPTBlock(dim, heads) for _ in range(n_layer))
+        self.ln_f = nn.LayerNorm(dim)
+        self.lm_head = nn.Linear(dim, vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.wte(tokens) + self.wpe(positions)
+        for block in self.h:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))  # type: ignore[no-any-return]
+
+    def example_input(self, batch: int) -> torch.Tensor:
+        return torch.randint(0, self.wte.num_embeddings, (batch, 8))
