@@ -96,7 +96,7 @@ class TransformerBlock(ins.BaseModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        return x + self.mlp(self.norm2(x))  # type: ignore[no-any-return]
 
 
 class VisionTransformer(ins.BaseModule):
@@ -130,7 +130,7 @@ class VisionTransformer(ins.BaseModule):
         x = torch.cat([self.cls_token.expand(len(x), -1, -1), x], dim=1) + self.pos_embed
         for block in self.blocks:
             x = block(x)
-        return self.norm(x)[:, 0]
+        return self.norm(x)[:, 0]  # type: ignore[no-any-return]
 
 
 class MLP(ins.BaseModule):
@@ -174,30 +174,48 @@ class Classifier(ins.BaseModule):
         return torch.randn(batch, 3, 32, 32)
 
 
+class GPTAttention(nn.Module):
+    """Causal self-attention: ``c_attn`` (fused QKV), ``c_proj`` (ends a residual branch)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.c_attn = nn.Linear(dim, 3 * dim)
+        self.c_proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        qkv = self.c_attn(x).reshape(b, n, 3, self.heads, d // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        out = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.c_proj(out.transpose(1, 2).reshape(b, n, d))  # type: ignore[no-any-return]
+
+
+class GPTMlp(nn.Module):
+    """``c_fc`` → GELU → ``c_proj`` (ends a residual branch)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(dim, 4 * dim)
+        self.c_proj = nn.Linear(4 * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(nn.functional.gelu(self.c_fc(x)))  # type: ignore[no-any-return]
+
+
 class GPTBlock(nn.Module):
-    """GPT-2's block: ``ln_1`` → causal ``attn`` (``c_attn``, ``c_proj``) and ``ln_2`` →
-    ``mlp`` (``c_fc``, ``c_proj``); the two ``c_proj`` end residual branches."""
+    """GPT-2's block: ``ln_1`` → ``attn``, ``ln_2`` → ``mlp``, each a residual branch."""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(dim)
-        self.attn = nn.Module()
-        self.attn.c_attn = nn.Linear(dim, 3 * dim)
-        self.attn.c_proj = nn.Linear(dim, dim)
+        self.attn = GPTAttention(dim, heads)
         self.ln_2 = nn.LayerNorm(dim)
-        self.mlp = nn.Module()
-        self.mlp.c_fc = nn.Linear(dim, 4 * dim)
-        self.mlp.c_proj = nn.Linear(4 * dim, dim)
-        self.heads = heads
+        self.mlp = GPTMlp(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        qkv = self.attn.c_attn(self.ln_1(x)).reshape(b, n, 3, self.heads, d // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        out = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.attn.c_proj(out.transpose(1, 2).reshape(b, n, d))
-        hidden = nn.functional.gelu(self.mlp.c_fc(self.ln_2(x)))
-        return x + self.mlp.c_proj(hidden)  # type: ignore[no-any-return]
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))  # type: ignore[no-any-return]
 
 
 class GPT(ins.BaseModule):
