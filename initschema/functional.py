@@ -50,6 +50,7 @@ __all__ = [
     "draw_tensor",
     "draws_nothing",
     "kaiming_init",
+    "kaiming_std",
     "kernel_for",
     "normal_init",
     "pieces",
@@ -330,7 +331,7 @@ def _uniform(init: UniformInit, weight: Tensor, generator: torch.Generator | Non
     weight.uniform_(init.a, init.b, generator=generator)
 
 
-def _kaiming_std(
+def kaiming_std(
     init: FanInit, shape: tuple[int, ...], a: float, mode: str, nonlinearity: str
 ) -> float:
     """torch.nn.init's Kaiming std ``gain(nonlinearity, a)/√fan`` with ``init``'s fans."""
@@ -348,7 +349,7 @@ def _kaiming(init: KaimingInit, weight: Tensor, generator: torch.Generator | Non
             weight, a=init.a, mode=init.mode, nonlinearity=init.nonlinearity, generator=generator
         )
     elif weight.numel():
-        std = _kaiming_std(init, tuple(weight.shape), init.a, init.mode, init.nonlinearity)
+        std = kaiming_std(init, tuple(weight.shape), init.a, init.mode, init.nonlinearity)
         _spread(weight, generator, std, uniform)
 
 
@@ -360,7 +361,7 @@ def _caffe2_xavier(
             weight, a=1, mode="fan_in", nonlinearity="leaky_relu", generator=generator
         )
     elif weight.numel():
-        std = _kaiming_std(init, tuple(weight.shape), 1, "fan_in", "leaky_relu")
+        std = kaiming_std(init, tuple(weight.shape), 1, "fan_in", "leaky_relu")
         _spread(weight, generator, std, True)
 
 

@@ -41,8 +41,7 @@ from .builtin_initializers import (
     XavierInit,
 )
 from .errors import InitUsageError
-from .formulas import FanInit
-from .functional import kernel_for
+from .functional import kaiming_std, kernel_for
 from .initializers import WeightInit
 from .modern_initializers import (
     TRUNCATED_NORMAL_STD,
@@ -410,24 +409,15 @@ def _xavier(init: XavierInit, values: Tensor, g: torch.Generator, shape: tuple[i
     _spread(values, g, std, init.distribution)
 
 
-def _kaiming_std(
-    init: FanInit, shape: tuple[int, ...], a: float, mode: str, nonlinearity: str
-) -> float:
-    fan_in, fan_out = init.fans(shape)
-    fan = fan_in if mode == "fan_in" else fan_out
-    gain = nn.init.calculate_gain(nonlinearity, a)  # type: ignore[arg-type]
-    return gain / math.sqrt(fan) if fan else math.inf
-
-
 def _kaiming(init: KaimingInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
-    std = _kaiming_std(init, shape, init.a, init.mode, init.nonlinearity)
+    std = kaiming_std(init, shape, init.a, init.mode, init.nonlinearity)
     _spread(values, g, std, init.distribution)
 
 
 def _caffe2_xavier(
     init: Caffe2XavierInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
 ) -> None:
-    _spread(values, g, _kaiming_std(init, shape, 1, "fan_in", "leaky_relu"), "uniform")
+    _spread(values, g, kaiming_std(init, shape, 1, "fan_in", "leaky_relu"), "uniform")
 
 
 def _variance_scaling(
