@@ -43,7 +43,6 @@ from .registry import WEIGHT_INITIALIZERS, Registry, register_initializer
 
 if _TYPE_CHECKING:
     from .compiler import compile_plan, strict
-    from .execute import shard_safe
     from .functional import (
         bias_init_with_prob,
         caffe2_xavier_init,
@@ -60,6 +59,7 @@ if _TYPE_CHECKING:
     from .module import BaseModule, ModuleDict, ModuleList, Sequential, initialize
     from .plan import Action, InitPlan
     from .report import InitReport, Provenance, ReportRow
+    from .sharded import shard_safe
 
 __version__ = "0.1.0"
 
@@ -79,7 +79,7 @@ _TORCH_LAYER = {
     "materialize": "meta",
     "params_on_meta": "meta",
     "unwritten": "meta",
-    "shard_safe": "execute",
+    "shard_safe": "sharded",
     "BaseModule": "module",
     "ModuleDict": "module",
     "ModuleList": "module",

@@ -20,7 +20,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -28,29 +28,28 @@ from torch import Tensor, nn
 from ._runtime import paused_gc
 from .builtin_initializers import CallInit
 from .download import ProgressBar
-from .errors import InitUsageError, join_path
+from .errors import join_path
 from .functional import draw_tensor, kernel_for, runs_user_code
 from .initializers import WeightInit
 from .load_hooks import load_through_hooks
+from .placement import canonical_path, is_sharded
 from .plan import Action, InitPlan
 from .pretrained import load_into, read_state
 from .report import InitReport, Provenance
-from .streams import canonical_path, fill_seeded, is_sharded, local_box, seed_for
+from .sharded import check_sharded
+from .streams import fill_seeded, seed_for
 
 __all__ = [
-    "check_sharded",
     "execute",
     "fingerprint",
     "init_cfg_ignored",
     "path_in_run",
     "run_nested",
     "running",
-    "shard_safe",
 ]
 
 logger = logging.getLogger("initschema")
 
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 _RECORDER: ContextVar[_Recorder | None] = ContextVar("initschema_recorder", default=None)
 
@@ -171,82 +170,6 @@ def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> Ini
     if outer is None:
         report.log(logger)
     return report
-
-
-def shard_safe(init_weights: _F) -> _F:
-    """Declare that a user ``init_weights`` gives the right values on sharded (DTensor)
-    parameters (it writes each rank's part, drawing from no global RNG), so that seeded
-    execution may run it on a sharded model::
-
-        class Block(ins.BaseModule):
-            @ins.shard_safe
-            def init_weights(self) -> None: ...
-    """
-    init_weights._initschema_shard_safe = True  # type: ignore[attr-defined]
-    return init_weights
-
-
-def check_sharded(plan: InitPlan, seed: int | None, *, allocated: bool = True) -> None:
-    """Refuse, before anything is written, what cannot run on sharded (DTensor) parameters:
-    faithful mode, opaque user code not declared shard-safe, loads through hooks (and,
-    when ``allocated``, sharded parameters still on the meta device)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return  # no process group: no DTensor either
-    sharded = {
-        id(tensor): path for path, tensor in plan.module.named_parameters() if is_sharded(tensor)
-    }
-    if not sharded:
-        return
-    for path, tensor in plan.module.named_parameters():
-        if id(tensor) in sharded:
-            local_box(tensor, path)  # placements this engine cannot address are refused now
-    example = next(iter(sharded.values()))
-    if seed is None:
-        raise InitUsageError(
-            f"{len(sharded)} parameters are sharded (DTensor), e.g. {example!r}: faithful mode "
-            f"(seed=None) replays MMEngine's global-RNG draws over whole tensors, which no "
-            f"rank holds. Pass seed=... (plan.execute(seed=s), ins.materialize(..., seed=s)): "
-            f"seeded values are the same at every world size."
-        )
-    for action in plan.actions:
-        if action.kind not in ("call", "method", "load") or action.target is None:
-            continue
-        held = [sharded[id(t)] for t in action.target.parameters() if id(t) in sharded]
-        if not held:
-            continue
-        where = f"'{action.module or '(root)'}' ({type(action.target).__name__})"
-        if action.kind == "call" and not getattr(
-            getattr(type(action.target), "init_weights", None), "_initschema_shard_safe", False
-        ):
-            raise InitUsageError(
-                f"{where} has a user-defined init_weights, which would run on sharded (DTensor) "
-                f"parameters such as {held[0]!r}: what it draws from the global RNG would "
-                f"differ by world size. Write its init as init_cfg rules (seeded values are "
-                f"shard-invariant), or mark the method @initschema.shard_safe if it writes "
-                f"each rank's part correctly."
-            )
-        if (
-            action.kind == "method"
-            and isinstance(action.init, CallInit)
-            and not action.init.shard_safe
-        ):
-            raise InitUsageError(
-                f"{action.source}: the Call rule would run {action.init.method}() of {where} on "
-                f"sharded (DTensor) parameters such as {held[0]!r}; set shard_safe: true in the "
-                f"rule if that method writes each rank's part correctly."
-            )
-        if action.kind == "load" and action.hooked:
-            raise InitUsageError(
-                f"{action.source}: {where} loads the checkpoint through its own load code "
-                f"(hooks), which needs whole tensors, but {held[0]!r} is sharded (DTensor). "
-                f"Load before sharding, or drop the hooks."
-            )
-    meta = [path for path, t in plan.module.named_parameters() if id(t) in sharded and t.is_meta]
-    if meta and allocated:
-        raise InitUsageError(
-            f"{len(meta)} sharded (DTensor) parameters are still on the meta device, e.g. "
-            f"{meta[0]!r}: allocate them with ins.materialize(model, device, seed=...)."
-        )
 
 
 def _ignored_init_cfgs(recorder: _Recorder) -> tuple[str, ...]:

@@ -17,9 +17,10 @@ from torch import Tensor
 from .errors import Problem, did_you_mean, join_path
 from .functional import runs_user_code
 from .initializers import WeightInit
+from .placement import is_sharded
 from .plan import InitPlan, last_writers
 from .report import possibly_uninitialized
-from .streams import elementwise, is_sharded
+from .streams import elementwise
 
 if TYPE_CHECKING:
     from .pretrained import KeyMatch

@@ -19,11 +19,11 @@ from torch import Tensor, nn
 
 from .compiler import compile_plan
 from .errors import InitUsageError
-from .execute import check_sharded
 from .lints import unwritten_meta
+from .placement import is_sharded, local_box
 from .plan import InitPlan
 from .report import InitReport
-from .streams import is_sharded, local_box
+from .sharded import check_sharded
 
 __all__ = ["materialize", "params_on_meta", "unwritten"]
 

@@ -22,7 +22,7 @@ from .download import ProgressBar, resolve_checkpoint
 from .errors import InitCfgError, Problem, join_path
 from .formats import Reader, open_reader
 from .load_hooks import checkpoint_state, dry_run, hooked_modules
-from .streams import is_sharded, local_box
+from .placement import is_sharded, local_box
 
 __all__ = [
     "Checkpoint",

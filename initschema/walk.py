@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from .errors import did_you_mean, join_path
 from .initializers import WeightInit
 from .paths import compile_path_pattern, is_pattern
-from .streams import canonical_path
+from .placement import canonical_path
 
 __all__ = [
     "Tree",

@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 import initschema as ins
-from initschema.streams import STREAM, TILE, canonical_path
+from initschema.placement import canonical_path
+from initschema.streams import STREAM, TILE
 
 KIT = zoo.kits()["initschema"]
 
