@@ -1,12 +1,13 @@
 """Small models for the example Hydra app, each with ``init_cfg`` nodes at several depths.
 
 A model is a ``Classifier(backbone, head)``; the backbone is a ResNet-style CNN, a
-ViT-style transformer or an MLP. ``GPT`` is a decoder-only language model. Module names
-follow the projects whose init strategies the rule library reproduces (timm's ViT:
-``blocks.N.attn.proj``, ``blocks.N.mlp.fc2``, ``pos_embed``, ``cls_token``; GPT-2:
-``wte``, ``wpe``, ``h.N.attn.c_proj``, ``h.N.mlp.c_proj``), so that their ``params``
-patterns apply. Hydra builds them with ``instantiate``; ``example_input`` is what the
-app's forward check feeds them.
+ViT-style transformer or an MLP. ``GPT`` and ``Llama`` are decoder-only language models.
+Module names follow the projects whose init strategies the rule library reproduces
+(timm's ViT: ``blocks.N.attn.proj``, ``blocks.N.mlp.fc2``, ``pos_embed``, ``cls_token``;
+GPT-2: ``wte``, ``wpe``, ``h.N.attn.c_proj``, ``h.N.mlp.c_proj``; torchtitan's Llama:
+``tok_embeddings``, ``layers.N.attention.wo``, ``layers.N.feed_forward.w2``, ``output``),
+so that their ``params`` patterns apply. Hydra builds them with ``instantiate``;
+``example_input`` is what the app's forward check feeds them.
 """
 
 from __future__ import annotations
@@ -100,9 +101,10 @@ class TransformerBlock(ins.BaseModule):
 
 
 class VisionTransformer(ins.BaseModule):
-    """A ViT-style backbone. Like timm's, its own ``init_weights`` draws the position
-    embedding and class token; it does so before the init_cfg rules run, so that a
-    Pretrained rule (which runs last) loads over them."""
+    """A ViT-style backbone. Its position embedding and class token are drawn when it is
+    built (truncated N(0, 0.02²)), not by an ``init_weights`` of its own: a model's rules
+    run before its children's ``init_weights`` (MMEngine's order), so code there would
+    overwrite what a strategy at the model's ``init_cfg`` writes to them."""
 
     def __init__(
         self,
@@ -119,11 +121,8 @@ class VisionTransformer(ins.BaseModule):
         self.pos_embed = nn.Parameter(torch.zeros(1, (image_size // patch_size) ** 2 + 1, dim))
         self.blocks = ins.ModuleList([TransformerBlock(dim, heads) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)
-
-    def init_weights(self) -> None:
-        ins.trunc_normal_(self.pos_embed, std=0.02)
-        ins.trunc_normal_(self.cls_token, std=0.02)
-        super().init_weights()
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x).flatten(2).transpose(1, 2)
@@ -248,3 +247,122 @@ class GPT(ins.BaseModule):
 
     def example_input(self, batch: int) -> torch.Tensor:
         return torch.randint(0, self.wte.num_embeddings, (batch, 8))
+
+
+class RoPE(nn.Module):
+    """Rotary position embedding: a ``cache`` buffer of cos/sin (not saved in the state
+    dict) that ``reset_parameters`` recomputes, as torchtitan's ``RoPE`` does on a model
+    built on the meta device (a Call rule runs it)."""
+
+    cache: torch.Tensor
+
+    def __init__(self, head_dim: int, max_seq_len: int, theta: float = 10000.0) -> None:
+        super().__init__()
+        self.head_dim, self.max_seq_len, self.theta = head_dim, max_seq_len, theta
+        self.register_buffer("cache", self._compute(), persistent=False)
+
+    def _compute(self) -> torch.Tensor:
+        exponents = torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim
+        angles = torch.outer(
+            torch.arange(self.max_seq_len, dtype=torch.float32), 1.0 / self.theta**exponents
+        )
+        return torch.stack([angles.cos(), angles.sin()], dim=-1)
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.cache.copy_(self._compute())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Rotate pairs of ``x`` [batch, heads, seq, head_dim] by their positions' angles."""
+        cos, sin = self.cache[: x.shape[2]].unbind(-1)
+        even, odd = x[..., 0::2], x[..., 1::2]
+        return torch.stack([even * cos - odd * sin, even * sin + odd * cos], -1).flatten(-2)
+
+
+class LlamaAttention(nn.Module):
+    """Grouped-query attention with RoPE: ``wq``, ``wk``, ``wv`` and ``wo`` (ends a residual
+    branch), no biases."""
+
+    def __init__(self, dim: int, n_heads: int, n_kv_heads: int) -> None:
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, dim // n_heads
+        self.wq = nn.Linear(dim, n_heads * self.head_dim, bias=False)
+        self.wk = nn.Linear(dim, n_kv_heads * self.head_dim, bias=False)
+        self.wv = nn.Linear(dim, n_kv_heads * self.head_dim, bias=False)
+        self.wo = nn.Linear(n_heads * self.head_dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor, rope: RoPE) -> torch.Tensor:
+        b, n, _ = x.shape
+        q = self.wq(x).view(b, n, self.n_heads, self.head_dim).transpose(1, 2)
+        k = self.wk(x).view(b, n, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.wv(x).view(b, n, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        out = nn.functional.scaled_dot_product_attention(
+            rope(q), rope(k), v, is_causal=True, enable_gqa=True
+        )
+        return self.wo(out.transpose(1, 2).reshape(b, n, -1))  # type: ignore[no-any-return]
+
+
+class FeedForward(nn.Module):
+    """SwiGLU: ``w2(silu(w1(x)) * w3(x))``, the hidden size as torchtitan computes it."""
+
+    def __init__(self, dim: int, multiple_of: int) -> None:
+        super().__init__()
+        hidden = int(2 * 4 * dim / 3)
+        hidden = multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+        self.w1 = nn.Linear(dim, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, dim, bias=False)
+        self.w3 = nn.Linear(dim, hidden, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(nn.functional.silu(self.w1(x)) * self.w3(x))  # type: ignore[no-any-return]
+
+
+class LlamaBlock(nn.Module):
+    """Pre-norm (RMSNorm) attention and SwiGLU feed-forward, each a residual branch."""
+
+    def __init__(self, dim: int, n_heads: int, n_kv_heads: int, multiple_of: int) -> None:
+        super().__init__()
+        self.attention_norm = nn.RMSNorm(dim, eps=1e-5)
+        self.attention = LlamaAttention(dim, n_heads, n_kv_heads)
+        self.ffn_norm = nn.RMSNorm(dim, eps=1e-5)
+        self.feed_forward = FeedForward(dim, multiple_of)
+
+    def forward(self, x: torch.Tensor, rope: RoPE) -> torch.Tensor:
+        x = x + self.attention(self.attention_norm(x), rope)
+        return x + self.feed_forward(self.ffn_norm(x))  # type: ignore[no-any-return]
+
+
+class Llama(ins.BaseModule):
+    """A Llama-shaped language model with torchtitan's names: ``tok_embeddings``,
+    ``layers.N.{attention_norm, attention.{wq,wk,wv,wo}, ffn_norm, feed_forward.{w1,w2,w3}}``
+    (``layers`` a ModuleDict keyed by the layer index, as torchtitan's), ``norm``, an untied
+    ``output``, and the rotary embedding's ``rope.cache``."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int,
+        n_layers: int,
+        n_heads: int,
+        n_kv_heads: int,
+        max_seq_len: int,
+        multiple_of: int = 256,
+        init_cfg: Any = None,
+    ) -> None:
+        super().__init__(init_cfg)
+        self.tok_embeddings = nn.Embedding(vocab_size, dim)
+        self.rope = RoPE(dim // n_heads, max_seq_len)
+        self.layers = nn.ModuleDict(
+            {str(i): LlamaBlock(dim, n_heads, n_kv_heads, multiple_of) for i in range(n_layers)}
+        )
+        self.norm = nn.RMSNorm(dim, eps=1e-5)
+        self.output = nn.Linear(dim, vocab_size, bias=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.tok_embeddings(tokens)
+        for layer in self.layers.values():
+            x = layer(x, self.rope)
+        return self.output(self.norm(x))  # type: ignore[no-any-return]
+
+    def example_input(self, batch: int) -> torch.Tensor:
+        return torch.randint(0, self.tok_embeddings.num_embeddings, (batch, 8))

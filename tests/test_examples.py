@@ -55,10 +55,15 @@ def test_train_good_config(tmp_path: Path) -> None:
 
 
 def test_train_experiment(tmp_path: Path) -> None:
-    """experiment=vit_small runs, its user init_weights reported as such."""
+    """experiment=vit_small (timm's init, pos_embed and cls_token included, from config
+    alone) builds on the meta device; its Call rule gives the patch embedding its default."""
     result = _train(tmp_path, "experiment=vit_small")
     assert result.returncode == 0, result.stderr
-    assert "by user init_weights" in result.stdout
+    assert "Built Classifier (on the meta device, then materialized)." in result.stdout
+    assert (
+        "initialized Classifier: 56 parameters, 54 by init_cfg rules, 2 by Call rules, "
+        "0 unchanged" in result.stdout
+    )
 
 
 def test_train_bad_value(tmp_path: Path) -> None:
