@@ -2,10 +2,10 @@
 init. Not a test: timm needs torchvision, whose PyPI wheels do not import beside the CPU
 torch the suite runs on, so it runs in an environment of its own::
 
-    python -m venv /tmp/timm-env
-    /tmp/timm-env/bin/pip install torch torchvision timm "pydantic>=2.6" \\
+    python -m venv .venv-timm
+    .venv-timm/bin/pip install torch torchvision timm "pydantic>=2.6" \\
         "hydra-core>=1.3.8,<1.4" "omegaconf>=2.2,<2.4" "rich>=13"
-    PYTHONPATH=. /tmp/timm-env/bin/python tests/timm_crosscheck.py
+    PYTHONPATH=. .venv-timm/bin/python tests/timm_crosscheck.py
 
 It builds timm's ``vit_small_patch16_224`` with timm's init (``weight_init=''`` and
 ``'jax'``) and the example ViT of the same architecture (384 wide, 12 blocks, 6 heads,
