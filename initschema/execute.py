@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import logging
 import sys
-import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -32,10 +30,10 @@ from .errors import join_path
 from .functional import draw_tensor, kernel_for, runs_user_code
 from .initializers import WeightInit
 from .load_hooks import load_through_hooks
-from .placement import canonical_path, is_sharded
 from .plan import Action, InitPlan
 from .pretrained import load_into, read_state
-from .report import InitReport, Provenance
+from .recorder import Recorder, fingerprint, kind_of, provenance_of
+from .report import InitReport
 from .sharded import check_sharded
 from .streams import fill_seeded, seed_for
 
@@ -51,79 +49,7 @@ __all__ = [
 logger = logging.getLogger("initschema")
 
 
-_RECORDER: ContextVar[_Recorder | None] = ContextVar("initschema_recorder", default=None)
-
-_HIDDEN_WRITE = "changed by user code (not seen by version counters)"
-
-Record = tuple[Action, str, str, bool]
-"""(action, tensor — a name for writes, a path for loads, '' for calls —, the path prefix
-of a nested plan, whether user code wrote it unseen by version counters)."""
-
-
-class _Recorder:
-    """Provenance of one top-level execution, shared with nested ``init_weights`` runs."""
-
-    def __init__(self, plan: InitPlan, device: torch.device) -> None:
-        self.root = plan.module
-        self.device = device
-        self.module_paths = {id(m): p for p, m in plan.modules.items()}
-        self.subplans = plan.subplans
-        self.entries: dict[str, Record] = {}
-        self.versions: dict[str, int] = {}
-        self.prints: dict[str, int] = {}
-        """Fingerprints of tensors a running user ``init_weights`` may write."""
-        self.opaque = 0
-        """How many user ``init_weights`` calls are running (nested ones included)."""
-        self.written: list[tuple[str, Tensor]] = []
-        """Tensors rules wrote inside a user ``init_weights``, to fingerprint (settle)."""
-        self.holders: dict[int, list[tuple[dict[str, Any], str]]] | None = None
-        self.calls: list[tuple[str, nn.Module]] = []
-        """(path, module) of every user ``init_weights`` run."""
-        self.progress: Callable[[int], None] | None = None
-        """Advances the progress bar by a number of elements written, when one shows."""
-        self.keys = plan.stream_keys
-
-    def key(self, path: str) -> str:
-        """What the seeded stream of the tensor at ``path`` is keyed by."""
-        return self.keys.get(path) or canonical_path(path)
-
-    def materialize(self, module: nn.Module, name: str) -> Tensor:
-        """Replace the meta tensor ``module.<name>`` by an empty one on the device, in every
-        module that shares it (tied weights stay tied)."""
-        old = getattr(module, name)
-        new: Tensor = torch.empty_like(old, device=self.device)
-        if isinstance(old, nn.Parameter):
-            new = nn.Parameter(new, requires_grad=old.requires_grad)
-        for table, key in self.meta_holders().pop(id(old), []):
-            table[key] = new
-        if getattr(module, name) is not new:  # a plain tensor attribute
-            setattr(module, name, new)
-        return new
-
-    def meta_holders(self) -> dict[int, list[tuple[dict[str, Any], str]]]:
-        """Where each meta tensor is held (parameter and buffer tables), found once."""
-        if self.holders is None:
-            self.holders = {}
-            for owner in self.root.modules():
-                for table in (owner._parameters, owner._buffers):
-                    for key, value in table.items():
-                        if value is not None and value.is_meta:
-                            self.holders.setdefault(id(value), []).append((table, key))
-        return self.holders
-
-    def record(self, path: str, tensor: Tensor, entry: Record) -> None:
-        self.entries[path] = entry
-        if self.opaque:
-            self.versions[path] = tensor._version
-            if path in self.prints:
-                self.written.append((path, tensor))
-
-    def settle(self) -> None:
-        """Fingerprint what rules wrote inside a user init_weights, before its code goes
-        on: a later write through .data must show against these values."""
-        if self.written:
-            self.prints.update((path, fingerprint(tensor)) for path, tensor in self.written)
-            self.written.clear()
+_RECORDER: ContextVar[Recorder | None] = ContextVar("initschema_recorder", default=None)
 
 
 def running() -> bool:
@@ -149,7 +75,7 @@ def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> Ini
     outer = _RECORDER.get()
     if outer is None:
         check_sharded(plan, seed)
-    recorder = outer or _Recorder(plan, torch.device(device))
+    recorder = outer or Recorder(plan, torch.device(device))
     prefix = recorder.module_paths.get(id(plan.module), "") if outer else ""
     with ProgressBar(
         f"initializing {type(plan.module).__name__}",
@@ -163,8 +89,8 @@ def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> Ini
     report = InitReport.lazy(
         type(plan.module).__name__,
         plan.parameters,
-        lambda path: _provenance(entries.get(join_path(prefix, path))),
-        lambda: Counter(_kind(entries.get(join_path(prefix, p))) for p, _ in plan.parameters),
+        lambda path: provenance_of(entries.get(join_path(prefix, path))),
+        lambda: Counter(kind_of(entries.get(join_path(prefix, p))) for p, _ in plan.parameters),
     )
     report.findings = findings
     if outer is None:
@@ -172,7 +98,7 @@ def execute(plan: InitPlan, seed: int | None = None, device: str = "cpu") -> Ini
     return report
 
 
-def _ignored_init_cfgs(recorder: _Recorder) -> tuple[str, ...]:
+def _ignored_init_cfgs(recorder: Recorder) -> tuple[str, ...]:
     """What is known only after running: user ``init_weights`` that never called
     ``super().init_weights()`` although their module has an ``init_cfg``."""
     found = {}
@@ -223,7 +149,7 @@ def run_nested(module: nn.Module) -> bool:
     return True
 
 
-def _run_in(recorder: _Recorder, actions: Sequence[Action], prefix: str, seed: int | None) -> None:
+def _run_in(recorder: Recorder, actions: Sequence[Action], prefix: str, seed: int | None) -> None:
     token = _RECORDER.set(recorder)
     try:
         with torch.no_grad(), paused_gc():
@@ -231,25 +157,6 @@ def _run_in(recorder: _Recorder, actions: Sequence[Action], prefix: str, seed: i
             recorder.settle()
     finally:
         _RECORDER.reset(token)
-
-
-def _provenance(record: Record | None) -> Provenance | None:
-    if record is None:
-        return None
-    action, tensor, prefix, hidden = record
-    module = join_path(prefix, action.module)
-    if action.kind in ("call", "method"):
-        what = _HIDDEN_WRITE if hidden else action.describe()
-        return Provenance(action.kind, module, what, action.source)
-    source = join_path(prefix, action.source)
-    if action.kind == "load":
-        return Provenance("load", module, action.describe_param(tensor), source)
-    assert isinstance(action.init, WeightInit)
-    return Provenance(action.kind, module, action.init.describe_tensor(action.role(tensor)), source)
-
-
-def _kind(record: Record | None) -> str:
-    return "none" if record is None else record[0].kind
 
 
 def _barrier(action: Action) -> bool:
@@ -307,7 +214,7 @@ def _final_writers(actions: Sequence[Action]) -> dict[str, int]:
     }
 
 
-def _run(actions: Sequence[Action], recorder: _Recorder, prefix: str, seed: int | None) -> None:
+def _run(actions: Sequence[Action], recorder: Recorder, prefix: str, seed: int | None) -> None:
     final = _final_writers(actions) if seed is not None else {}
     finals = set(final.values())
     stretch_end, draws = 0, dict[int, frozenset[str]]()
@@ -346,7 +253,7 @@ def _run(actions: Sequence[Action], recorder: _Recorder, prefix: str, seed: int 
 
 
 def _write(
-    action: Action, index: int, recorder: _Recorder, prefix: str, draw_only: frozenset[str]
+    action: Action, index: int, recorder: Recorder, prefix: str, draw_only: frozenset[str]
 ) -> None:
     init, target = action.init, action.target
     assert isinstance(init, WeightInit) and target is not None
@@ -372,7 +279,7 @@ def _write(
 def _write_seeded(
     action: Action,
     index: int,
-    recorder: _Recorder,
+    recorder: Recorder,
     prefix: str,
     seed: int,
     final: dict[str, int],
@@ -394,7 +301,7 @@ def _write_seeded(
         recorder.record(full, tensor, (action, name, prefix, False))
 
 
-def _load(action: Action, recorder: _Recorder, prefix: str) -> None:
+def _load(action: Action, recorder: Recorder, prefix: str) -> None:
     target, checkpoint = action.target, action.checkpoint
     assert target is not None and checkpoint is not None
     if action.hooked:
@@ -408,7 +315,7 @@ def _load(action: Action, recorder: _Recorder, prefix: str) -> None:
         recorder.record(full, own[name], (action, path, prefix, False))
 
 
-def _load_hooked(action: Action, recorder: _Recorder, prefix: str) -> None:
+def _load_hooked(action: Action, recorder: Recorder, prefix: str) -> None:
     """A load through the model's load code: the whole mapped state dict, MMEngine's
     recursion, copies into the model's tensors (meta ones are allocated first)."""
     target, checkpoint = action.target, action.checkpoint
@@ -430,7 +337,7 @@ def _load_hooked(action: Action, recorder: _Recorder, prefix: str) -> None:
             recorder.record(full, own[key], (action, path, prefix, False))
 
 
-def _keep_ties(module: nn.Module, keys: tuple[str, ...], recorder: _Recorder) -> None:
+def _keep_ties(module: nn.Module, keys: tuple[str, ...], recorder: Recorder) -> None:
     """Materialize shared meta tensors before a load: assigning the entry to one holder
     would leave the others on the meta device (and untie them)."""
     holders = None
@@ -442,7 +349,7 @@ def _keep_ties(module: nn.Module, keys: tuple[str, ...], recorder: _Recorder) ->
                 recorder.materialize(module.get_submodule(owner), name)
 
 
-def _call(action: Action, recorder: _Recorder, prefix: str, seed: int | None) -> None:
+def _call(action: Action, recorder: Recorder, prefix: str, seed: int | None) -> None:
     """Run a user ``init_weights`` (or a Call rule's method); what it wrote itself is read
     off tensor version counters, and off fingerprints for writes through ``.data``, which
     counters do not see."""
@@ -493,20 +400,3 @@ def _seeded_call(init_weights: Callable[[], None], seed: int) -> None:
         for device in devices:
             torch.cuda.default_generators[device].manual_seed(seed)
         init_weights()
-
-
-def fingerprint(tensor: Tensor) -> int:
-    """A checksum (CRC-32) of the tensor's bytes: an in-place write through ``.data``
-    leaves the version counter alone but (almost surely) changes this. zlib reads the
-    memory in place, several times faster than a torch reduction over it."""
-    data = tensor.detach()
-    if is_sharded(data):
-        data = data.to_local()  # type: ignore[attr-defined]
-    if data.device.type != "cpu":
-        return int(data.reshape(-1).view(torch.uint8).sum(dtype=torch.int64))
-    if not data.is_contiguous():
-        data = data.contiguous()
-    try:
-        return zlib.crc32(data.numpy().data)
-    except TypeError:  # a dtype numpy lacks (bfloat16, float8): its bytes then
-        return zlib.crc32(data.reshape(-1).view(torch.uint8).numpy().data)
