@@ -217,12 +217,7 @@ class _Compiler(Emitter):
         only if that ``super().init_weights()`` runs."""
         if is_base_module(module):
             self.speculate(module, path)
-        found: dict[int, str] = {}  # what named_parameters() yields, each tensor once
-        for sub_path, sub in self.tree.subtree(module, path):
-            for name, tensor in sub._parameters.items():
-                if tensor is not None and id(tensor) not in found:
-                    found[id(tensor)] = self.canonical(tensor, join_path(sub_path, name))
-        params = tuple(found.values())
+        params = self.subtree_tensors(module, path, buffers=False)
         self.actions.append(
             Action("call", path, f"{type(module).__name__}.init_weights", params, target=module)
         )

@@ -172,15 +172,19 @@ class Emitter:
                 )
             )
             return
+        params = self.subtree_tensors(module, path, buffers=True)
+        self.actions.append(Action("method", path, source, params, init=init, target=module))
+
+    def subtree_tensors(self, module: nn.Module, path: str, *, buffers: bool) -> tuple[str, ...]:
+        """The canonical paths of the parameters (and buffers) of the subtree at ``path``,
+        each tensor once: what opaque code run on ``module`` may write."""
         found: dict[int, str] = {}
         for sub_path, sub in self.tree.subtree(module, path):
-            for table in (sub._parameters, sub._buffers):
+            for table in (sub._parameters, sub._buffers) if buffers else (sub._parameters,):
                 for name, tensor in table.items():
                     if tensor is not None and id(tensor) not in found:
                         found[id(tensor)] = self.canonical(tensor, join_path(sub_path, name))
-        self.actions.append(
-            Action("method", path, source, tuple(found.values()), init=init, target=module)
-        )
+        return tuple(found.values())
 
     def emit_write(self, module: nn.Module, path: str, init: WeightInit, source: str) -> None:
         if type(init).for_module is not WeightInit.for_module:  # it may depend on the path

@@ -61,6 +61,7 @@ __all__ = [
     "normal_init",
     "pieces",
     "runs_user_code",
+    "spread",
     "trunc_normal_",
     "trunc_normal_init",
     "uniform_init",
@@ -146,7 +147,7 @@ def _constant(init: ConstantInit, weight: Tensor, generator: torch.Generator | N
     weight.fill_(init.val)
 
 
-def _spread(weight: Tensor, generator: torch.Generator | None, std: float, uniform: bool) -> None:
+def spread(weight: Tensor, generator: torch.Generator | None, std: float, uniform: bool) -> None:
     """torch.nn.init's draw for a std: ``U(±√3·std)`` or ``N(0, std²)``."""
     if uniform:
         bound = math.sqrt(3.0) * std
@@ -162,7 +163,7 @@ def _xavier(init: XavierInit, weight: Tensor, generator: torch.Generator | None)
         xavier(weight, gain=init.gain, generator=generator)
     elif weight.numel():
         fan_in, fan_out = init.fans(tuple(weight.shape))
-        _spread(weight, generator, init.gain * math.sqrt(2.0 / float(fan_in + fan_out)), uniform)
+        spread(weight, generator, init.gain * math.sqrt(2.0 / float(fan_in + fan_out)), uniform)
 
 
 def _normal(init: NormalInit, weight: Tensor, generator: torch.Generator | None) -> None:
@@ -200,7 +201,7 @@ def _kaiming(init: KaimingInit, weight: Tensor, generator: torch.Generator | Non
         )
     elif weight.numel():
         std = kaiming_std(init, tuple(weight.shape), init.a, init.mode, init.nonlinearity)
-        _spread(weight, generator, std, uniform)
+        spread(weight, generator, std, uniform)
 
 
 def _caffe2_xavier(
@@ -212,7 +213,7 @@ def _caffe2_xavier(
         )
     elif weight.numel():
         std = kaiming_std(init, tuple(weight.shape), 1, "fan_in", "leaky_relu")
-        _spread(weight, generator, std, True)
+        spread(weight, generator, std, True)
 
 
 def _zeros(init: ZerosInit, weight: Tensor, generator: torch.Generator | None) -> None:
@@ -255,7 +256,7 @@ def _variance_scaling(
         trunc_normal_(weight, 0.0, 1.0, -2.0, 2.0, generator=generator)
         weight.mul_(std / TRUNCATED_NORMAL_STD)
     else:
-        _spread(weight, generator, std, distribution == "uniform")
+        spread(weight, generator, std, distribution == "uniform")
 
 
 def _normal_of_std(

@@ -39,7 +39,7 @@ from .builtin_initializers import (
     UniformInit,
     XavierInit,
 )
-from .functional import kaiming_std, kernel_for
+from .functional import kaiming_std, kernel_for, spread
 from .initializers import WeightInit
 from .modern_initializers import (
     TRUNCATED_NORMAL_STD,
@@ -301,18 +301,18 @@ def _trunc_normal(
 def _xavier(init: XavierInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
     fan_in, fan_out = init.fans(shape)
     std = init.gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    _spread(values, g, std, init.distribution)
+    spread(values, g, std, init.distribution == "uniform")
 
 
 def _kaiming(init: KaimingInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
     std = kaiming_std(init, shape, init.a, init.mode, init.nonlinearity)
-    _spread(values, g, std, init.distribution)
+    spread(values, g, std, init.distribution == "uniform")
 
 
 def _caffe2_xavier(
     init: Caffe2XavierInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
 ) -> None:
-    _spread(values, g, kaiming_std(init, shape, 1, "fan_in", "leaky_relu"), "uniform")
+    spread(values, g, kaiming_std(init, shape, 1, "fan_in", "leaky_relu"), True)
 
 
 def _variance_scaling(
@@ -324,21 +324,13 @@ def _variance_scaling(
         _truncated(values, g, 0.0, 1.0, -2.0, 2.0)
         values.mul_(std / TRUNCATED_NORMAL_STD)
     else:
-        _spread(values, g, std, distribution)
+        spread(values, g, std, distribution == "uniform")
 
 
 def _normal_of_std(
     init: SmallInit | WangInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
 ) -> None:
     values.normal_(0.0, init.std, generator=g)
-
-
-def _spread(values: Tensor, g: torch.Generator, std: float, distribution: str) -> None:
-    if distribution == "uniform":
-        bound = math.sqrt(3.0) * std
-        values.uniform_(-bound, bound, generator=g)
-    else:
-        values.normal_(0.0, std, generator=g)
 
 
 def _constant(

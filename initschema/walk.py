@@ -162,15 +162,8 @@ def write_problems(init: WeightInit, module: nn.Module) -> list[str]:
             )
     for name in ("weight", "bias"):
         tensor = getattr(module, name, None)
-        if not isinstance(tensor, Tensor):
-            continue
-        info = torch.finfo(tensor.dtype) if tensor.is_floating_point() else None
-        for what, value in init.constants(name):
-            if info is not None and abs(value) > info.max:
-                found.append(
-                    f"{what}={value:g} does not fit {type(module).__name__}.{name} "
-                    f"({str(tensor.dtype).removeprefix('torch.')}, at most {info.max:g})"
-                )
+        if isinstance(tensor, Tensor):
+            found += _unfit_constants(init, name, tensor, f"{type(module).__name__}.{name}")
     weight = getattr(module, "weight", None)
     if isinstance(weight, Tensor) and (problem := init.shape_problem(tuple(weight.shape))):
         found.append(
@@ -261,11 +254,19 @@ def tensor_problems(init: WeightInit, owner: nn.Module, names: list[str]) -> lis
         where = f"{type(owner).__name__}.{name}"
         if problem := init.shape_problem(tuple(tensor.shape)):
             found.append(f"{problem} ({where})")
-        info = torch.finfo(tensor.dtype) if tensor.is_floating_point() else None
-        for what, value in init.constants("weight"):
-            if info is not None and abs(value) > info.max:
-                found.append(
-                    f"{what}={value:g} does not fit {where} "
-                    f"({str(tensor.dtype).removeprefix('torch.')}, at most {info.max:g})"
-                )
+        found += _unfit_constants(init, "weight", tensor, where)
     return found
+
+
+def _unfit_constants(init: WeightInit, role: str, tensor: Tensor, where: str) -> list[str]:
+    """The constants ``init`` writes as ``role`` (``'weight'``/``'bias'``) that ``tensor``'s
+    dtype cannot hold; ``where`` names the tensor."""
+    if not tensor.is_floating_point():
+        return []
+    info = torch.finfo(tensor.dtype)
+    return [
+        f"{what}={value:g} does not fit {where} "
+        f"({str(tensor.dtype).removeprefix('torch.')}, at most {info.max:g})"
+        for what, value in init.constants(role)
+        if abs(value) > info.max
+    ]
