@@ -62,7 +62,9 @@ def materialize(
             f"materialize: the plan was compiled for a {type(plan.module).__name__}, not for "
             f"this {type(model).__name__}; compile it on the model you materialize."
         )
-    left = unwritten(model, plan, user_code=True)
+    params: dict[str, Tensor] = dict(model.named_parameters())
+    tensors = {**params, **dict(model.named_buffers())}
+    left = unwritten_meta(plan, tensors, user_code=True)
     if left and not allow_unwritten:
         shown = ", ".join(left[:_SHOWN]) + (
             f", and {len(left) - _SHOWN} more" if left[_SHOWN:] else ""
@@ -82,12 +84,12 @@ def materialize(
     ]
     on_meta = {  # those this process holds elements of
         path
-        for path, tensor in model.named_parameters()
+        for path, tensor in params.items()
         if tensor.is_meta and local_box(tensor, path)[0].numel()
     }
     by_rules = {p for a in plan.actions if a.kind in ("write", "load") for p in a.params}
     with torch.no_grad():
-        _allocate(model, torch.device(device), _loaded_last(model, plan))
+        _allocate(model, torch.device(device), _loaded_last(tensors, plan))
         for module in norms:
             getattr(module, "reset_running_stats")()  # noqa: B009
         for path, tensor in model.named_parameters():
@@ -108,11 +110,10 @@ def materialize(
     return report
 
 
-def _loaded_last(model: nn.Module, plan: InitPlan) -> set[int]:
-    """The tensors (by ``id``) a checkpoint entry sets last, entry by entry: left on the
-    meta device, they become the entry itself (no allocation and copy)."""
-    tensors: dict[str, Tensor] = dict(model.named_parameters())
-    tensors.update(model.named_buffers())
+def _loaded_last(tensors: dict[str, Tensor], plan: InitPlan) -> set[int]:
+    """The tensors (by ``id``; ``tensors`` maps the model's paths to them) a checkpoint entry
+    sets last, entry by entry: left on the meta device, they become the entry itself (no
+    allocation and copy)."""
     return {
         id(tensors[path])
         for path, index in plan.last_writers().items()
