@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from .errors import shown
 from .initializers import WeightInit, _shown
 
 __all__ = ["DepthScaledInit", "FanAxes", "FanInit", "FormulaInit", "integer_only"]
@@ -35,7 +36,7 @@ __all__ = ["DepthScaledInit", "FanAxes", "FanInit", "FormulaInit", "integer_only
 def integer_only(value: Any, info: ValidationInfo) -> Any:
     """An int field given a float or a bool says so (pydantic would say "finite number")."""
     if isinstance(value, bool | float):
-        raise ValueError(f"{info.field_name} must be an integer, got {value!r}.")
+        raise ValueError(f"{info.field_name} must be an integer, got {shown(value)}.")
     return value
 
 
@@ -72,7 +73,7 @@ class FormulaInit(WeightInit):
     def _splits_form(cls, value: Any) -> Any:
         if isinstance(value, int | str):
             raise ValueError(
-                f"splits must be a list of piece sizes (e.g. [768, 768, 768]), got {value!r}."
+                f"splits must be a list of piece sizes (e.g. [768, 768, 768]), got {shown(value)}."
             )
         return value
 
@@ -112,7 +113,7 @@ class FormulaInit(WeightInit):
                 return f"split_dim={self.split_dim} is not a dimension of a tensor of shape {shape}"
             if sum(self.splits) != shape[dim]:
                 return (
-                    f"splits {list(self.splits)} sum to {sum(self.splits)}, but dimension "
+                    f"splits {shown(list(self.splits))} sum to {sum(self.splits)}, but dimension "
                     f"{dim} of shape {shape} has {shape[dim]}; make the pieces sum to "
                     f"{shape[dim]}"
                 )
@@ -187,7 +188,8 @@ class FanInit(FormulaInit):
             return value
         if not isinstance(value, dict):
             raise ValueError(
-                f"fan_axes must be a mapping like {{in: 1, out: 2, batch: [0]}}, got {value!r}."
+                f"fan_axes must be a mapping like {{in: 1, out: 2, batch: [0]}}, "
+                f"got {shown(value)}."
             )
         unknown = sorted(set(map(str, value)) - {"in", "out", "batch"})
         if unknown:
@@ -201,7 +203,7 @@ class FanInit(FormulaInit):
             first = error.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise ValueError(
-                f"fan_axes.{where}: {first['msg'].lower()}, got {first.get('input')!r}; "
+                f"fan_axes.{where}: {first['msg'].lower()}, got {shown(first.get('input'))}; "
                 f"axes are integers, e.g. {{in: 1, out: 2, batch: [0]}}."
             ) from None
 
