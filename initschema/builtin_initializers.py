@@ -10,13 +10,13 @@ ones, depth scaling of Normal's and TruncNormal's std, and TruncNormal's bounds 
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from .formulas import DepthScaledInit, FanInit, FormulaInit
 from .initializers import Initializer, Number, layer_matches, parse_layer
+from .paths import compile_replacement, compile_user_regex
 from .registry import WEIGHT_INITIALIZERS
 
 __all__ = [
@@ -199,13 +199,11 @@ class PretrainedInit(Initializer):
     @field_validator("revise_keys")
     @classmethod
     def _patterns_compile(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
-        for pattern, _ in value:
+        for index, (pattern, replacement) in enumerate(value):
             try:
-                re.compile(pattern)
-            except re.error as error:
-                raise ValueError(
-                    f"revise_keys pattern {pattern!r} is not a regex: {error}"
-                ) from None
+                compile_replacement(compile_user_regex(pattern), replacement)
+            except ValueError as error:
+                raise ValueError(f"revise_keys[{index}]: {error}") from None
         return value
 
 

@@ -12,7 +12,6 @@ Config language: pydantic only, no torch.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
@@ -29,6 +28,7 @@ from pydantic import (
 
 from .errors import shown
 from .initializers import WeightInit, _shown
+from .paths import compile_user_regex
 
 __all__ = ["DepthScaledInit", "FanAxes", "FanInit", "FormulaInit", "integer_only"]
 
@@ -263,13 +263,10 @@ class DepthScaledInit(FormulaInit):
     def _one_group(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        try:
-            groups = re.compile(value).groups
-        except re.error as error:
-            raise ValueError(f"layer_id_regex {value!r} is not a regex: {error}.") from None
+        groups = compile_user_regex(value).groups
         if groups != 1:
             raise ValueError(
-                f"layer_id_regex {value!r} has {groups} groups; it needs exactly one, the "
+                f"layer_id_regex {shown(value)} has {groups} groups; it needs exactly one, the "
                 rf"layer index (e.g. 'blocks\.(\d+)\.'; use (?:...) for other groups)."
             )
         return value
@@ -303,15 +300,16 @@ class DepthScaledInit(FormulaInit):
             formula, layer_id = f"{_shown(self.std)}/√(2·{self.n_layers})", None
             std = self.std / math.sqrt(2 * self.n_layers)
         elif self.layer_id_regex is not None:
-            found = re.search(self.layer_id_regex, f"{path}.")
-            if found is None or not (found.group(1) or "").isdigit():
-                what = "does not match" if found is None else "captures no integer from"
+            found = compile_user_regex(self.layer_id_regex).search(f"{path}.")
+            digits = found.group(1) if found is not None else None
+            if digits is None or not digits.isdecimal() or len(digits) > 9:
+                what = "does not match" if found is None else "captures no layer index from"
                 raise ValueError(
                     f"layer_id_regex '{self.layer_id_regex}' {what} the module path "
                     f"'{path}' (searched in '{path}.'), so {self.type_name} cannot scale its "
                     f"std by depth there; select only the layers' modules, or fix the regex."
                 )
-            layer_id = int(found.group(1))
+            layer_id = int(digits)
             formula = f"{_shown(self.std)}/√(2·({layer_id}+1))"
             std = self.std / math.sqrt(2 * (layer_id + 1))
         else:

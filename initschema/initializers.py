@@ -198,8 +198,8 @@ class WeightInit(Initializer):
         description="Patterns over the paths of parameters and buffers below the module the "
         "rule is attached to (relative to it), each anchored on the whole path: `*` matches "
         "within one name, `**` any number of names (`blocks.*.attn.proj.weight`, `*.bias`, "
-        "`**.pos_embed`); `re:` starts a regular expression (re.fullmatch). Every matched "
-        "tensor gets the initializer's formula.",
+        "`**.pos_embed`); `re:` starts a regular expression (RE2 syntax, matched against the "
+        "whole path). Every matched tensor gets the initializer's formula.",
     )
     bias: Number = Field(default=0, description="Value to fill every written bias with.")
     bias_prob: Annotated[float, Field(strict=True, gt=0, lt=1)] | None = Field(
