@@ -26,6 +26,7 @@ _ECHO.maxlevel, _ECHO.maxdict, _ECHO.maxlist, _ECHO.maxtuple = 3, 6, 8, 8
 _ECHO.maxstring = _ECHO.maxother = 80
 _MESSAGE_LIMIT = 2000
 """The most characters of one problem's message (an echoed input cannot make it longer)."""
+_PATH_LIMIT = 240
 _LISTED = 20
 """The most problems an :class:`InitCfgError`'s text lists (all stay in ``problems``)."""
 
@@ -64,8 +65,9 @@ class Problem:
             object.__setattr__(
                 self, "message", f"{self.message[:_MESSAGE_LIMIT]}... ({cut} characters cut)"
             )
-        if len(self.path) > _MESSAGE_LIMIT:
-            object.__setattr__(self, "path", self.path[:_MESSAGE_LIMIT] + "...")
+        if len(self.path) > _PATH_LIMIT:  # a key a million characters long
+            half = _PATH_LIMIT // 2
+            object.__setattr__(self, "path", f"{self.path[:half]}...{self.path[-half:]}")
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
