@@ -27,6 +27,7 @@ _ECHO.maxstring = _ECHO.maxother = 80
 _MESSAGE_LIMIT = 2000
 """The most characters of one problem's message (an echoed input cannot make it longer)."""
 _PATH_LIMIT = 240
+"""The most characters of a problem's path (the middle of a longer one is cut)."""
 _LISTED = 20
 """The most problems an :class:`InitCfgError`'s text lists (all stay in ``problems``)."""
 

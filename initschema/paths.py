@@ -72,10 +72,11 @@ def compile_user_regex(pattern: str) -> UserRegex:
     ``ValueError`` naming the pattern when RE2 cannot run it."""
     try:
         compiled: UserRegex = re2.compile(pattern, _OPTIONS)
-    except re2.error as error:
-        reason = error.args[0] if error.args else ""
+    except (re2.error, UnicodeError) as error:
+        reason = "not UTF-8" if isinstance(error, UnicodeError) else error.args[0]
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
+        reason = shown(str(reason))[1:-1]  # RE2 quotes the part it could not read
         raise ValueError(
             f"{shown(pattern)} is not a regular expression RE2 can run ({reason}); config "
             f"patterns run on RE2, which matches in linear time: no backreferences or "
