@@ -10,16 +10,17 @@ ones, depth scaling of Normal's and TruncNormal's std, and TruncNormal's bounds 
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from .formulas import DepthScaledInit, FanInit, FormulaInit
 from .initializers import Initializer, Number, layer_matches, parse_layer
+from .paths import compile_replacement, compile_user_regex
 from .registry import WEIGHT_INITIALIZERS
 
 __all__ = [
+    "MODULE_METHODS",
     "Caffe2XavierInit",
     "CallInit",
     "ConstantInit",
@@ -32,6 +33,7 @@ __all__ = [
     "TruncNormalInit",
     "UniformInit",
     "XavierInit",
+    "method_problem",
 ]
 
 Nonlinearity = Literal[
@@ -199,13 +201,11 @@ class PretrainedInit(Initializer):
     @field_validator("revise_keys")
     @classmethod
     def _patterns_compile(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
-        for pattern, _ in value:
+        for index, (pattern, replacement) in enumerate(value):
             try:
-                re.compile(pattern)
-            except re.error as error:
-                raise ValueError(
-                    f"revise_keys pattern {pattern!r} is not a regex: {error}"
-                ) from None
+                compile_replacement(compile_user_regex(pattern), replacement)
+            except ValueError as error:
+                raise ValueError(f"revise_keys[{index}]: {error}") from None
         return value
 
 
@@ -235,6 +235,45 @@ class CallInit(Initializer):
 
     _layer_forms = field_validator("layer", mode="before")(parse_layer)
 
+    @field_validator("method")
+    @classmethod
+    def _an_initializer(cls, value: str) -> str:
+        if problem := method_problem(value):
+            raise ValueError(problem)
+        return value
+
     def matches(self, module: object) -> bool:
         """Whether ``layer`` names ``module``'s class or one of its class's direct bases."""
         return layer_matches(self.layer, module)
+
+
+MODULE_METHODS = frozenset(
+    {
+        *("half", "float", "double", "bfloat16", "type", "to", "to_empty"),
+        *("cuda", "cpu", "xpu", "ipu", "mtia", "share_memory", "compile"),
+        *("apply", "load_state_dict", "state_dict", "set_extra_state", "get_extra_state"),
+        *("train", "eval", "requires_grad_", "zero_grad", "forward", "extra_repr"),
+        *("add_module", "set_submodule", "get_submodule", "get_parameter", "get_buffer"),
+        *("parameters", "named_parameters", "buffers", "named_buffers"),
+        *("children", "named_children", "modules", "named_modules"),
+    }
+)
+"""``nn.Module``'s own public methods (and the ``register_*`` ones): none initializes,
+several change dtype, device, structure or training state. Named here because this
+layer has no torch; the compiler also refuses any other name ``nn.Module`` defines."""
+
+
+def method_problem(name: str) -> str | None:
+    """Why a Call rule may not call the method ``name`` whatever the module, or None."""
+    if name.startswith("__"):
+        return (
+            f"method {name!r} is a special method; a Call rule runs an initializer method "
+            f"such as reset_parameters."
+        )
+    if name in MODULE_METHODS or name.startswith("register_"):
+        return (
+            f"method {name!r} is one of nn.Module's own methods, which change the model beyond "
+            f"its values (dtype, device, structure, training state) or initialize nothing; "
+            f"a Call rule runs an initializer method such as reset_parameters."
+        )
+    return None

@@ -12,10 +12,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from .builtin_initializers import PretrainedInit
-from .errors import InitCfgError, Problem, did_you_mean, join_path
+from .errors import InitCfgError, Problem, did_you_mean, join_path, shown
 from .initializers import Initializer, parse_overrides, parse_rule
 
-__all__ = ["InitCfg", "InitCfgError", "Rule", "parse_init_cfg", "parse_overrides"]
+__all__ = [
+    "MAX_DEPTH",
+    "InitCfg",
+    "InitCfgError",
+    "Rule",
+    "nesting_problem",
+    "parse_init_cfg",
+    "parse_overrides",
+]
+
+MAX_DEPTH = 32
+"""The deepest nesting of dicts and lists an init_cfg may have (the deepest real one,
+rules → overrides → a field's list, is under ten): deeper ones are refused before
+anything recursive (parsing, copying, hashing) meets them."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,8 @@ def parse_init_cfg(obj: Any, path: str = "init_cfg") -> InitCfg:
     """
     if isinstance(obj, InitCfg):
         return obj
+    if too_deep := nesting_problem(obj, path):
+        raise InitCfgError([too_deep])
     problems: list[Problem] = []
     rules: list[Rule] = []
 
@@ -115,7 +130,7 @@ def parse_init_cfg(obj: Any, path: str = "init_cfg") -> InitCfg:
         else:
             for key, item in obj.items():
                 if not isinstance(key, str):
-                    problems.append(Problem(path, f"rule names must be strings, got {key!r}."))
+                    problems.append(Problem(path, f"rule names must be strings, got {shown(key)}."))
                 elif item is not None:  # a rule set to null is switched off
                     count = len(problems)
                     add(item, join_path(path, key), key)
@@ -137,9 +152,34 @@ def parse_init_cfg(obj: Any, path: str = "init_cfg") -> InitCfg:
             Problem(
                 path,
                 f"init_cfg must be a dict, a list of dicts or a mapping of named rules, "
-                f"got {type(obj).__name__} {obj!r}.",
+                f"got {type(obj).__name__} {shown(obj)}.",
             )
         )
     if problems:
         raise InitCfgError(problems)
     return InitCfg(tuple(rules))
+
+
+def nesting_problem(obj: Any, path: str, limit: int = MAX_DEPTH) -> Problem | None:
+    """A problem at the first place ``obj`` nests dicts and lists deeper than ``limit``,
+    or None (found without recursion, so any depth is safe to ask about)."""
+    stack: list[tuple[Any, str, int]] = [(obj, path, 0)]
+    try:
+        while stack:
+            value, where, depth = stack.pop()
+            if isinstance(value, Mapping):
+                items: Any = ((str(k), v) for k, v in value.items())
+            elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
+                items = enumerate(value)
+            else:
+                continue
+            if depth == limit:
+                return Problem(
+                    where,
+                    f"the init_cfg nests dicts and lists more than {limit} deep here; no rule "
+                    f"needs that many levels (is a value nested by mistake?).",
+                )
+            stack.extend((v, join_path(where, k), depth + 1) for k, v in items)
+    except Exception:  # a container that cannot be walked: parsing reports it
+        return None
+    return None

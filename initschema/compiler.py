@@ -19,7 +19,7 @@ from typing import Any
 from torch import nn
 
 from ._runtime import paused_gc
-from .cfg import Rule, parse_init_cfg
+from .cfg import MAX_DEPTH, Rule, parse_init_cfg
 from .emit import Emitter
 from .errors import InitCfgError, InitUsageError, Problem, join_path
 from .initializers import Initializer
@@ -286,18 +286,21 @@ class _Compiler(Emitter):
         return replace(plan, lints=tuple(lints))
 
 
-def _frozen(value: Any) -> Any:
+def _frozen(value: Any, depth: int = 0) -> Any:
     """A hashable copy of a plain config (dicts, lists, scalars, typed rules), or None
-    when it holds anything else. Scalars keep their type: ``True`` is not ``1`` here."""
+    when it holds anything else, or nests deeper than parsing allows (then parsing says
+    so). Scalars keep their type: ``True`` is not ``1`` here."""
     kind = type(value)
     if kind is str or kind is int or kind is float or kind is bool or value is None:
         return (kind, value)
+    if depth > MAX_DEPTH:
+        return None
     if kind is dict or isinstance(value, Mapping):
-        items = [(k, _frozen(v)) for k, v in value.items()]
+        items = [(k, _frozen(v, depth + 1)) for k, v in value.items()]
         ok = all(isinstance(k, str) and v is not None for k, v in items)
         return ("dict", tuple(items)) if ok else None
     if isinstance(value, list | tuple):
-        items = [_frozen(v) for v in value]
+        items = [_frozen(v, depth + 1) for v in value]
         return ("list", tuple(items)) if all(v is not None for v in items) else None
     if isinstance(value, Initializer | type):
         return (kind, value)

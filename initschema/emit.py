@@ -5,6 +5,7 @@ write, and the actions themselves. The compiler walks ``init_weights`` and calls
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import replace
 
 from torch import Tensor, nn
@@ -160,15 +161,15 @@ class Emitter:
             return None
 
     def emit_method(self, module: nn.Module, path: str, init: CallInit, source: str) -> None:
-        """A Call rule on one module: opaque, it may write any tensor of the subtree."""
-        if not callable(getattr(module, init.method, None)):
+        """A Call rule on one module: opaque, it may write any tensor of the subtree.
+        Checked here: that the method exists, is no ``nn.Module`` method, and takes no
+        argument (a Call that fails when it runs leaves earlier writes behind)."""
+        if problem := _call_problem(module, init.method):
             full = self.full_path(path)
             self.problems.append(
                 Problem(
                     join_path(source, "method"),
-                    f"module '{full or '(root)'}' ({type(module).__name__}) has no method "
-                    f"{init.method!r}"
-                    f"{did_you_mean(init.method, _methods(module)) or '.'}",
+                    f"module '{full or '(root)'}' ({type(module).__name__}) {problem}",
                 )
             )
             return
@@ -272,9 +273,38 @@ def _unsupported(init: Initializer) -> str:
     )
 
 
+def _call_problem(module: nn.Module, name: str) -> str | None:
+    """Why a Call rule cannot run ``module``'s method ``name``, or None. Looked up on the
+    class, so that no property runs and no attribute of the instance stands in."""
+    found = inspect.getattr_static(module, name, None)
+    if found is None or isinstance(found, nn.Module | Tensor):
+        return f"has no method {name!r}{did_you_mean(name, _methods(module)) or '.'}"
+    if hasattr(nn.Module, name):  # also those the config layer's list lacks (_apply, …)
+        return (
+            f"has {name!r} from nn.Module itself, which is no initializer; name a method "
+            f"the module's class defines, such as reset_parameters."
+        )
+    if not (callable(found) or isinstance(found, classmethod | staticmethod)):
+        return f"has {name!r} as a {type(found).__name__}, not a method."
+    try:
+        signature = inspect.signature(getattr(module, name))
+    except (TypeError, ValueError):  # no signature to read (a builtin): it is called as is
+        return None
+    try:
+        signature.bind()
+    except TypeError:
+        return (
+            f"has the method {name}{signature}, which needs arguments; a Call rule calls it "
+            f"with none."
+        )
+    return None
+
+
 def _methods(module: nn.Module) -> list[str]:
     return [
         name
         for name in dir(type(module))
-        if not name.startswith("_") and callable(getattr(type(module), name, None))
+        if not name.startswith("_")
+        and not hasattr(nn.Module, name)
+        and callable(getattr(type(module), name, None))
     ]

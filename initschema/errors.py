@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import reprlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
@@ -17,7 +18,29 @@ __all__ = [
     "Problem",
     "did_you_mean",
     "join_path",
+    "shown",
 ]
+
+_ECHO = reprlib.Repr()
+_ECHO.maxlevel, _ECHO.maxdict, _ECHO.maxlist, _ECHO.maxtuple = 3, 6, 8, 8
+_ECHO.maxstring = _ECHO.maxother = 80
+_MESSAGE_LIMIT = 2000
+"""The most characters of one problem's message (an echoed input cannot make it longer)."""
+_PATH_LIMIT = 240
+"""The most characters of a problem's path (the middle of a longer one is cut)."""
+_LISTED = 20
+"""The most problems an :class:`InitCfgError`'s text lists (all stay in ``problems``)."""
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` bounded in length and depth, for messages that echo an input: a
+    list of a million numbers, or one nested a thousand deep, shows as its first items
+    (``[1, 2, 3, ...]``)."""
+    try:
+        text = _ECHO.repr(value)
+    except Exception:  # a hostile __repr__ (or one too deep for Python): show the type
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= _ECHO.maxother * 2 else text[: _ECHO.maxother * 2] + "..."
 
 
 class InitSchemaError(Exception):
@@ -36,6 +59,17 @@ class Problem:
     path: str
     message: str
 
+    def __post_init__(self) -> None:
+        # Every message is bounded, whatever a caller echoed into it.
+        if len(self.message) > _MESSAGE_LIMIT:
+            cut = len(self.message) - _MESSAGE_LIMIT
+            object.__setattr__(
+                self, "message", f"{self.message[:_MESSAGE_LIMIT]}... ({cut} characters cut)"
+            )
+        if len(self.path) > _PATH_LIMIT:  # a key a million characters long
+            half = _PATH_LIMIT // 2
+            object.__setattr__(self, "path", f"{self.path[:half]}...{self.path[-half:]}")
+
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
 
@@ -51,7 +85,10 @@ class InitCfgError(InitSchemaError, ValueError):
         if len(self.problems) == 1:
             text = str(self.problems[0])
         else:
-            lines = "\n".join(f"  - {p}" for p in self.problems)
+            lines = "\n".join(f"  - {p}" for p in self.problems[:_LISTED])
+            more = len(self.problems) - _LISTED
+            if more > 0:
+                lines += f"\n  ... and {more} more (all in the exception's problems)"
             text = f"{len(self.problems)} problems in init_cfg:\n{lines}"
         super().__init__(text)
 
@@ -77,6 +114,8 @@ def join_path(base: str, *parts: str | int) -> str:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``"; did you mean 'std'?"`` when a close choice exists, else ``""``."""
+    if len(word) > 200:  # no name is that long; difflib's work grows with the product
+        return ""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -99,23 +138,23 @@ def _message(model: type[BaseModel], type_name: str, error: Any) -> str:
     if kind == "extra_forbidden":
         valid = [name for name in model.model_fields]
         return (
-            f"unknown key {field!r} for {type_name}{did_you_mean(field, valid)} "
+            f"unknown key {shown(field)} for {type_name}{did_you_mean(field, valid)} "
             f"Valid keys: type, {', '.join(valid)}."
         )
     if kind == "missing":
-        return f"{type_name} requires {field!r}; add it to the rule."
+        return f"{type_name} requires {shown(field)}; add it to the rule."
     if kind == "literal_error":
         info = model.model_fields.get(field)
         choices = ", ".join(str(c) for c in literal_choices(info.annotation if info else None))
-        return f"{value!r} is not a valid {field}; expected one of {choices}."
+        return f"{shown(value)} is not a valid {field}; expected one of {choices}."
     if kind in ("float_type", "int_type", "float_parsing", "finite_number"):
-        return f"{field} must be a finite number, got {value!r}."
+        return f"{field} must be a finite number, got {shown(value)}."
     if kind in ("string_type", "tuple_type", "list_type"):
-        return f"{field} must be a string, got {value!r}."
+        return f"{field} must be a string, got {shown(value)}."
     if kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
     msg = re.sub(r"^\w+ should", f"{field} should", str(error["msg"]))
-    return f"{msg}, got {value!r}."
+    return f"{msg}, got {shown(value)}."
 
 
 def problems_from_validation(

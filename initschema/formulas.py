@@ -12,7 +12,6 @@ Config language: pydantic only, no torch.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
@@ -27,7 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from .errors import shown
 from .initializers import WeightInit, _shown
+from .paths import compile_user_regex
 
 __all__ = ["DepthScaledInit", "FanAxes", "FanInit", "FormulaInit", "integer_only"]
 
@@ -35,7 +36,7 @@ __all__ = ["DepthScaledInit", "FanAxes", "FanInit", "FormulaInit", "integer_only
 def integer_only(value: Any, info: ValidationInfo) -> Any:
     """An int field given a float or a bool says so (pydantic would say "finite number")."""
     if isinstance(value, bool | float):
-        raise ValueError(f"{info.field_name} must be an integer, got {value!r}.")
+        raise ValueError(f"{info.field_name} must be an integer, got {shown(value)}.")
     return value
 
 
@@ -72,7 +73,7 @@ class FormulaInit(WeightInit):
     def _splits_form(cls, value: Any) -> Any:
         if isinstance(value, int | str):
             raise ValueError(
-                f"splits must be a list of piece sizes (e.g. [768, 768, 768]), got {value!r}."
+                f"splits must be a list of piece sizes (e.g. [768, 768, 768]), got {shown(value)}."
             )
         return value
 
@@ -112,7 +113,7 @@ class FormulaInit(WeightInit):
                 return f"split_dim={self.split_dim} is not a dimension of a tensor of shape {shape}"
             if sum(self.splits) != shape[dim]:
                 return (
-                    f"splits {list(self.splits)} sum to {sum(self.splits)}, but dimension "
+                    f"splits {shown(list(self.splits))} sum to {sum(self.splits)}, but dimension "
                     f"{dim} of shape {shape} has {shape[dim]}; make the pieces sum to "
                     f"{shape[dim]}"
                 )
@@ -187,7 +188,8 @@ class FanInit(FormulaInit):
             return value
         if not isinstance(value, dict):
             raise ValueError(
-                f"fan_axes must be a mapping like {{in: 1, out: 2, batch: [0]}}, got {value!r}."
+                f"fan_axes must be a mapping like {{in: 1, out: 2, batch: [0]}}, "
+                f"got {shown(value)}."
             )
         unknown = sorted(set(map(str, value)) - {"in", "out", "batch"})
         if unknown:
@@ -201,7 +203,7 @@ class FanInit(FormulaInit):
             first = error.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise ValueError(
-                f"fan_axes.{where}: {first['msg'].lower()}, got {first.get('input')!r}; "
+                f"fan_axes.{where}: {first['msg'].lower()}, got {shown(first.get('input'))}; "
                 f"axes are integers, e.g. {{in: 1, out: 2, batch: [0]}}."
             ) from None
 
@@ -261,13 +263,10 @@ class DepthScaledInit(FormulaInit):
     def _one_group(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        try:
-            groups = re.compile(value).groups
-        except re.error as error:
-            raise ValueError(f"layer_id_regex {value!r} is not a regex: {error}.") from None
+        groups = compile_user_regex(value).groups
         if groups != 1:
             raise ValueError(
-                f"layer_id_regex {value!r} has {groups} groups; it needs exactly one, the "
+                f"layer_id_regex {shown(value)} has {groups} groups; it needs exactly one, the "
                 rf"layer index (e.g. 'blocks\.(\d+)\.'; use (?:...) for other groups)."
             )
         return value
@@ -301,15 +300,16 @@ class DepthScaledInit(FormulaInit):
             formula, layer_id = f"{_shown(self.std)}/√(2·{self.n_layers})", None
             std = self.std / math.sqrt(2 * self.n_layers)
         elif self.layer_id_regex is not None:
-            found = re.search(self.layer_id_regex, f"{path}.")
-            if found is None or not (found.group(1) or "").isdigit():
-                what = "does not match" if found is None else "captures no integer from"
+            found = compile_user_regex(self.layer_id_regex).search(f"{path}.")
+            digits = found.group(1) if found is not None else None
+            if digits is None or not digits.isdecimal() or len(digits) > 9:
+                what = "does not match" if found is None else "captures no layer index from"
                 raise ValueError(
                     f"layer_id_regex '{self.layer_id_regex}' {what} the module path "
                     f"'{path}' (searched in '{path}.'), so {self.type_name} cannot scale its "
                     f"std by depth there; select only the layers' modules, or fix the regex."
                 )
-            layer_id = int(found.group(1))
+            layer_id = int(digits)
             formula = f"{_shown(self.std)}/√(2·({layer_id}+1))"
             std = self.std / math.sqrt(2 * (layer_id + 1))
         else:

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import _runtime
-from .errors import InitCfgError, Problem, join_path, problems_from_validation
+from .errors import InitCfgError, Problem, join_path, problems_from_validation, shown
 from .paths import compile_path_pattern, is_pattern
 from .registry import WEIGHT_INITIALIZERS
 
@@ -75,7 +75,7 @@ class Initializer(BaseModel):
 
     def __init__(self, **data: Any) -> None:
         # hydra.utils.instantiate passes a rule node's own `type` along with its fields.
-        if data.get("type") == type(self).type_name:
+        if isinstance(data.get("type"), str) and data["type"] == type(self).type_name:
             del data["type"]
         try:
             super().__init__(**data)
@@ -198,8 +198,8 @@ class WeightInit(Initializer):
         description="Patterns over the paths of parameters and buffers below the module the "
         "rule is attached to (relative to it), each anchored on the whole path: `*` matches "
         "within one name, `**` any number of names (`blocks.*.attn.proj.weight`, `*.bias`, "
-        "`**.pos_embed`); `re:` starts a regular expression (re.fullmatch). Every matched "
-        "tensor gets the initializer's formula.",
+        "`**.pos_embed`); `re:` starts a regular expression (RE2 syntax, matched against the "
+        "whole path). Every matched tensor gets the initializer's formula.",
     )
     bias: Number = Field(default=0, description="Value to fill every written bias with.")
     bias_prob: Annotated[float, Field(strict=True, gt=0, lt=1)] | None = Field(
@@ -314,13 +314,26 @@ def parse_rule(
         return obj
     if not isinstance(obj, Mapping):
         problems.append(
-            Problem(path, f"a rule must be a dict with a 'type', got {type(obj).__name__} {obj!r}.")
+            Problem(
+                path, f"a rule must be a dict with a 'type', got {type(obj).__name__} {shown(obj)}."
+            )
         )
         return None
     data = dict(obj)
     for key in _HYDRA_KEYS:
         data.pop(key, None)
     target = data.pop("_target_", None)
+    kind = data.get("type")
+    for key, value in (("_target_", target), ("type", kind)):
+        if value is not None and not isinstance(value, str | type):
+            problems.append(
+                Problem(
+                    join_path(path, key),
+                    f"{key} must be a string naming an initializer, got "
+                    f"{type(value).__name__} {shown(value)}.",
+                )
+            )
+            return None
     if target is not None:
         cls_of_target = _target_class(target)
         if cls_of_target is None:
@@ -330,7 +343,7 @@ def parse_rule(
             problems.append(
                 Problem(
                     join_path(path, "_target_"),
-                    f"{target!r} is not a registered initializer class; registered: {names} "
+                    f"{shown(target)} is not a registered initializer class; registered: {names} "
                     f"(or initschema.<Name>Init for the built-ins).",
                 )
             )
@@ -340,7 +353,7 @@ def parse_rule(
             problems.append(
                 Problem(
                     join_path(path, "type"),
-                    f"type {data['type']!r} disagrees with _target_ {target!r} "
+                    f"type {shown(data['type'])} disagrees with _target_ {shown(target)} "
                     f"({cls_of_target.type_name}); give one of them, or make them agree.",
                 )
             )
@@ -379,7 +392,7 @@ def parse_rule(
         )
     bad_keys = [key for key in data if not isinstance(key, str)]
     if bad_keys:
-        problems.append(Problem(path, f"keys must be strings, got {bad_keys!r}."))
+        problems.append(Problem(path, f"keys must be strings, got {shown(bad_keys)}."))
         return None
     token = CONFIG_PATH.set(path)
     try:
@@ -444,13 +457,13 @@ def parse_overrides(
             if item is None:
                 continue
             if not isinstance(item, Mapping):
-                found.append(Problem(item_path, f"an override must be a dict, got {item!r}."))
-            elif item.get("name", key) != key:
+                found.append(Problem(item_path, f"an override must be a dict, got {shown(item)}."))
+            elif "name" in item and not (isinstance(item["name"], str) and item["name"] == key):
                 found.append(
                     Problem(
                         join_path(item_path, "name"),
-                        f"name {item['name']!r} differs from its key {key!r}; drop 'name' "
-                        f"or make them equal.",
+                        f"name {shown(item['name'])} differs from its key {shown(key)}; "
+                        f"drop 'name' or make them equal.",
                     )
                 )
             else:
@@ -458,7 +471,9 @@ def parse_overrides(
     elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
         items.extend((join_path(path, i), item) for i, item in enumerate(value))
     else:
-        found.append(Problem(path, f"override must be a dict or a list of dicts, got {value!r}."))
+        found.append(
+            Problem(path, f"override must be a dict or a list of dicts, got {shown(value)}.")
+        )
     overrides = []
     for item_path, item in items:
         override = _parse_override(item, item_path, found)
@@ -475,7 +490,7 @@ def _parse_override(obj: Any, path: str, problems: list[Problem]) -> Override | 
     if isinstance(obj, Override):
         return obj
     if not isinstance(obj, Mapping):
-        problems.append(Problem(path, f"an override must be a dict, got {obj!r}."))
+        problems.append(Problem(path, f"an override must be a dict, got {shown(obj)}."))
         return None
     data = dict(obj)
     name = data.pop("name", None)
@@ -484,13 +499,13 @@ def _parse_override(obj: Any, path: str, problems: list[Problem]) -> Override | 
             Problem(
                 path,
                 f"an override needs 'name', the attribute name of the submodule it "
-                f"initializes (got {dict(obj)!r}).",
+                f"initializes (got {shown(dict(obj))}).",
             )
         )
         return None
     if not isinstance(name, str) or not name:
         problems.append(
-            Problem(join_path(path, "name"), f"name must be a non-empty string, got {name!r}.")
+            Problem(join_path(path, "name"), f"name must be a non-empty string, got {shown(name)}.")
         )
         return None
     if is_pattern(name) or "." in name:

@@ -8,7 +8,6 @@ a shape mismatch under ``on_mismatch: error`` or a missing key under
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from .download import ProgressBar, resolve_checkpoint
 from .errors import InitCfgError, Problem, join_path
 from .formats import Reader, open_reader
 from .load_hooks import checkpoint_state, dry_run, hooked_modules
+from .paths import substitute
 from .placement import is_sharded, local_box
 
 __all__ = [
@@ -92,7 +92,7 @@ def open_checkpoint(init: PretrainedInit, source: str) -> Checkpoint:
     # MMEngine revises keys only when it loads without a prefix; so do we, unless asked.
     if init.prefix is None or "revise_keys" in init.model_fields_set:
         for pattern, replacement in init.revise_keys:
-            keys = {re.sub(pattern, replacement, k): v for k, v in keys.items()}
+            keys = {substitute(pattern, replacement, k): v for k, v in keys.items()}
     return Checkpoint(
         reader, keys, init.checkpoint, reader.metadata if init.prefix is None else None
     )

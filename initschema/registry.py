@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar, overload
 
-from .errors import did_you_mean
+from .errors import did_you_mean, shown
 
 if TYPE_CHECKING:
     from .initializers import Initializer
@@ -59,9 +59,8 @@ class Registry:
 
     def unknown_message(self, key: object) -> str:
         hint = did_you_mean(key, self._classes) if isinstance(key, str) else ""
-        return (
-            f"unknown initializer type {key!r}{hint} Registered types: {', '.join(self._classes)}."
-        )
+        registered = ", ".join(self._classes)
+        return f"unknown initializer type {shown(key)}{hint} Registered types: {registered}."
 
     def __contains__(self, key: object) -> bool:
         return key in self._classes or key in self._classes.values()

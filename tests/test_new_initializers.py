@@ -152,7 +152,7 @@ class TestModels:
             ({"type": "Xavier", "fan_axes": {"in": "x", "out": 0}}, "fan_axes.in: "),
             ({"type": "Normal", "layer_id_regex": r"blocks\.\d+"}, "has 0 groups; it needs"),
             ({"type": "Normal", "layer_id_regex": r"(a)(\d+)"}, "has 2 groups"),
-            ({"type": "Normal", "layer_id_regex": "("}, "is not a regex"),
+            ({"type": "Normal", "layer_id_regex": "("}, "is not a regular expression"),
             (
                 {"type": "Normal", "layer_id_regex": r"(\d+)", "n_layers": 2},
                 "takes layer_id_regex (std/√(2·(layer_id+1))) or n_layers",
