@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from .builtin_initializers import PretrainedInit
 from .download import ProgressBar, resolve_checkpoint
-from .errors import InitCfgError, Problem, join_path
+from .errors import InitCfgError, Problem, join_path, redact
 from .formats import Reader, open_reader
 from .load_hooks import checkpoint_state, dry_run, hooked_modules
 from .placement import is_sharded, local_box
@@ -43,6 +43,7 @@ class Checkpoint:
     keys: dict[str, str]
     """Model key (relative to the module the rule loads into) → checkpoint key."""
     name: str
+    """The rule's ``checkpoint``, credentials hidden."""
     metadata: Any = None
     """The state dict's ``_metadata`` (module versions), where MMEngine passes it on: when
     loading without a prefix."""
@@ -86,7 +87,7 @@ def open_checkpoint(init: PretrainedInit, source: str) -> Checkpoint:
             heads = sorted({k.split(".", 1)[0] + "." for k in names})
             raise InitCfgError.single(
                 join_path(source, "prefix"),
-                f"prefix {init.prefix!r} matches no key of checkpoint {init.checkpoint!r}; "
+                f"prefix {init.prefix!r} matches no key of checkpoint {redact(init.checkpoint)!r}; "
                 f"its keys start with {', '.join(heads[:10]) or 'nothing (it is empty)'}.",
             )
     else:
@@ -96,7 +97,7 @@ def open_checkpoint(init: PretrainedInit, source: str) -> Checkpoint:
         for pattern, replacement in init.revise_keys:
             keys = {re.sub(pattern, replacement, k): v for k, v in keys.items()}
     return Checkpoint(
-        reader, keys, init.checkpoint, reader.metadata if init.prefix is None else None
+        reader, keys, redact(init.checkpoint), reader.metadata if init.prefix is None else None
     )
 
 
