@@ -101,8 +101,8 @@ def resolve_checkpoint(checkpoint: str, where: str) -> str:
     if re.match(r"^[a-z][a-z0-9+.-]*://", checkpoint):
         raise InitCfgError.single(
             where,
-            f"checkpoint {checkpoint!r} has a scheme initschema cannot read; use a local path, "
-            f"http(s)://, {', '.join(_SCHEMES)}.",
+            f"checkpoint {redact(checkpoint)!r} has a scheme initschema cannot read; use a "
+            f"local path, http(s)://, {', '.join(_SCHEMES)}.",
         )
     return os.path.expanduser(checkpoint)
 
@@ -241,6 +241,10 @@ class _Download:
         with opener.open(request, timeout=min(_READ_TIMEOUT, watchdog.left())) as response:
             if offset and response.status != 206:  # the server ignored Range: start over
                 offset = 0
+            if response.headers.get_content_type() == "text/html":
+                raise Refused(
+                    "the server sent an HTML page, not a checkpoint (a login or error page?)"
+                )
             length = response.headers.get("Content-Length")
             expected = offset + int(length) if length and length.isdigit() else None
             if expected is not None:

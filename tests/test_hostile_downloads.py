@@ -304,6 +304,33 @@ class TestCredentials:
         assert server.requests[1][0] == "/elsewhere/net.pth"
         assert "Authorization" not in server.requests[1][1]
 
+    def test_other_scheme_hidden(self, tmp_path: Path) -> None:
+        """A refused scheme is named with its credentials hidden."""
+        message, _ = _refused(
+            tmp_path, f"s3://{self.USER}:{self.SECRET}@bucket/net.pth", "'s3://***@bucket/net.pth'"
+        )
+        assert self.SECRET not in message
+
+
+def login_page(handler: BaseHTTPRequestHandler) -> None:
+    page = b"<!DOCTYPE html><html><body><form>Sign in</form></body></html>"
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/html; charset=utf-8")
+    handler.send_header("Content-Length", str(len(page)))
+    handler.end_headers()
+    handler.wfile.write(page)
+
+
+class TestNotACheckpoint:
+    def test_login_page_not_cached(self, tmp_path: Path, server: Hostile) -> None:
+        """A 200 answer that is an HTML page is refused, not kept as the checkpoint."""
+        server.routes["/net.pth"] = login_page
+        message, _ = _refused(
+            tmp_path, f"{server.url}/net.pth", "(the server sent an HTML page, not a checkpoint"
+        )
+        assert "allow_pickle" not in message
+        assert _files(tmp_path / "home") == set()
+
 
 class TestBounded:
     def test_slow_drip(
