@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,13 @@ _DIRECTORY_NAMES = (
 _SUFFIXES = (".safetensors.index.json", ".bin.index.json", ".safetensors", ".pth", ".pt", ".bin")
 _SNIFF = 512
 """Bytes read from the start of a file that fails to load, to say what it is."""
+_OBJECTS = re.compile(r"global|can only build|unrecognized function|unsupported class", re.I)
+"""torch's weights-only refusals of an object a pickle names (not of a damaged pickle)."""
+_DAMAGED = re.compile(r"PytorchStreamReader|truncated|corrupt|EOF", re.I)
+_FOREIGN = re.compile(r"pickle protocol|magic number", re.I)
+_BOILERPLATE = re.compile(
+    r"Weights only load failed|\(\d\)|Please file an issue|Check the documentation|This file can"
+)
 
 
 @dataclass(frozen=True)
@@ -91,24 +99,19 @@ class TorchReader(Reader):
             raise self.fail(f"checkpoint {path!r} could not be read: {what}.")
         try:
             raw = _torch_load(path, map_location, allow_pickle)
-        except pickle.UnpicklingError as error:
-            reason = _unpickler_reason(error)
-            if "Unsupported global" not in reason:
+        except Exception as error:  # torch raises many types for a file it cannot read
+            text, reason = str(error), _torch_reason(error)
+            if isinstance(error, pickle.UnpicklingError) and _OBJECTS.search(text):
                 raise self.fail(
-                    f"checkpoint {path!r} could not be read: it is a torch file cut short or "
-                    f"damaged ({reason})."
+                    f"checkpoint {path!r} holds pickled objects that weights_only=True refuses "
+                    f"to load ({reason}). If you trust this file, set allow_pickle: true in the "
+                    f"rule (it can run arbitrary code); better, re-save it as a plain state_dict."
                 ) from None
-            raise self.fail(
-                f"checkpoint {path!r} holds pickled objects that weights_only=True refuses to "
-                f"load ({reason}). If you trust this file, set allow_pickle: true in the rule "
-                f"(it can run arbitrary code); better, re-save it as a plain state_dict."
-            ) from None
-        except Exception as error:  # torch raises many types for a corrupt file
-            reason = str(error).strip() or type(error).__name__
-            raise self.fail(
-                f"checkpoint {path!r} could not be read: it is a torch file cut short or "
-                f"damaged ({reason})."
-            ) from None
+            if isinstance(error, EOFError) or _DAMAGED.search(text):
+                reason = f"it is a torch file cut short or damaged ({reason})"
+            elif isinstance(error, pickle.UnpicklingError) or _FOREIGN.search(text):
+                reason = f"it is not what torch.save writes, or it is damaged ({reason})"
+            raise self.fail(f"checkpoint {path!r} could not be read: {reason}.") from None
         state = raw["state_dict"] if isinstance(raw, Mapping) and "state_dict" in raw else raw
         if not isinstance(state, Mapping):
             raise self.fail(
@@ -130,13 +133,13 @@ class TorchReader(Reader):
         return self.state[key]
 
 
-def _unpickler_reason(error: pickle.UnpicklingError) -> str:
-    """The line of torch's weights-only refusal that says what it refused."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    for line in lines:
-        if "WeightsUnpickler error" in line:
-            return line
-    return lines[0] if lines else type(error).__name__
+def _torch_reason(error: BaseException) -> str:
+    """The sentence of torch's error that says what went wrong (not its advice)."""
+    for line in str(error).splitlines():
+        line = line.strip().removeprefix("WeightsUnpickler error:").strip()
+        if line and not _BOILERPLATE.match(line):
+            return line.split(". ")[0].rstrip(".")
+    return type(error).__name__
 
 
 def _what_it_is(path: str) -> str | None:

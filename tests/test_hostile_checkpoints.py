@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,29 @@ class TestWhatTheFileIs:
         cut = self._file(tmp_path, data[: len(data) // 2])
         message = _refused(cut, "it is a torch file cut short or damaged (")
         assert "allow_pickle" not in message
+
+    def test_legacy_cut_short(self, tmp_path: Path) -> None:
+        """A legacy (pre-zip) torch file cut short says so."""
+        torch.save(_source(), tmp_path / "full.pth", _use_new_zipfile_serialization=False)
+        data = (tmp_path / "full.pth").read_bytes()
+        cut = self._file(tmp_path, data[: len(data) // 2])
+        message = _refused(cut, "it is a torch file cut short or damaged (unexpected EOF")
+        assert "allow_pickle" not in message
+
+    def test_plain_pickle(self, tmp_path: Path) -> None:
+        """A pickle torch.save did not write is no torch file; allow_pickle is no fix."""
+        data = pickle.dumps({"fc.weight": [1.0, 2.0]}, protocol=4)
+        message = _refused(
+            self._file(tmp_path, data),
+            "it is not what torch.save writes, or it is damaged (Detected pickle protocol 4",
+        )
+        assert "allow_pickle" not in message
+
+    def test_function_advises_allow_pickle(self, tmp_path: Path) -> None:
+        """A torch file naming a function is a real pickle with objects: allow_pickle is
+        the advice, with torch's reason."""
+        torch.save({"fc.weight": torch.ones(1), "hook": os.getcwd}, tmp_path / "m.pth")
+        _refused(tmp_path / "m.pth", "(Trying to load unsupported GLOBAL", "set allow_pickle: true")
 
     @pytest.mark.parametrize("zipped", [True, False])
     def test_real_pickle_advises_allow_pickle(self, tmp_path: Path, zipped: bool) -> None:
