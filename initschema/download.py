@@ -24,9 +24,9 @@ import json
 import os
 import posixpath
 import re
+import secrets
 import shutil
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -125,9 +125,9 @@ def fetch(url: str, where: str) -> str:
         return str(dest)
     seconds, most = _limits(where)
     folder.mkdir(parents=True, exist_ok=True)
-    handle, partial_name = tempfile.mkstemp(prefix=name[:64] + ".", suffix=".partial", dir=folder)
-    os.close(handle)
-    partial = Path(partial_name)
+    # A name of its own, so that processes downloading the same URL do not mix bytes.
+    partial = folder / f"{name}.{secrets.token_hex(4)}.partial"
+    partial.touch(exist_ok=False)
     try:
         with Watchdog(seconds) as watchdog:
             error = _Download(address, authorization, partial, name, most).run(watchdog)
