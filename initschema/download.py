@@ -112,11 +112,17 @@ def fetch(url: str, where: str) -> str:
     shown = redact(url)
     address, authorization = _credentials(url)
     name = posixpath.basename(urllib.parse.urlsplit(address).path)
-    if name in ("", ".", "..") or len(name.encode()) > _LONGEST_NAME:
+    if name in ("", ".", ".."):
         raise InitCfgError.single(
             where,
             f"checkpoint URL {shown} does not end in a file name ({name!r}); give the URL of "
             f"the file itself.",
+        )
+    if len(name.encode()) > _LONGEST_NAME:
+        raise InitCfgError.single(
+            where,
+            f"checkpoint URL {shown} ends in a file name of {len(name.encode())} bytes, longer "
+            f"than the {_LONGEST_NAME} the cache takes; download it yourself and name it shorter.",
         )
     # One folder per URL (credentials aside): two URLs never share an entry.
     folder = cache_dir() / hashlib.sha256(address.encode()).hexdigest()[:32]

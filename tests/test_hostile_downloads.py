@@ -223,6 +223,12 @@ class TestCacheEntries:
         assert server.requests == []
         assert not (tmp_path / "home").exists()
 
+    def test_name_too_long(self, tmp_path: Path, server: Hostile) -> None:
+        """A file name the cache could not hold is refused before any request."""
+        url = f"{server.url}/{'n' * 300}.pth"
+        _refused(tmp_path, url, "ends in a file name of 304 bytes, longer than the 160")
+        assert server.requests == []
+
     def test_partial_removed_after_failing(self, tmp_path: Path, server: Hostile) -> None:
         """A download that never completes leaves no .partial file, and no entry."""
         server.routes["/net.pth"] = half(_checkpoint(1)[1])
