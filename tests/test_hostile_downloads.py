@@ -11,7 +11,10 @@ import hashlib
 import io
 import json
 import logging
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,7 +40,7 @@ Route = Callable[[BaseHTTPRequestHandler], None]
 class Hostile:
     """A server whose routes misbehave on purpose; ``requests`` records (path, headers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
         server = self
@@ -58,8 +61,13 @@ class Hostile:
                     self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -151,6 +159,29 @@ def half(data: bytes) -> Route:
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hostile]:
     monkeypatch.setenv("INITSCHEMA_HOME", str(tmp_path / "home"))
     running = Hostile()
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def tls_server(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Hostile]:
+    """The same over TLS, with a certificate for 127.0.0.1 that only this test trusts."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    keys = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(keys / "key.pem"), "-out", str(keys / "cert.pem"),
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(keys / "cert.pem", keys / "key.pem")
+    monkeypatch.setenv("SSL_CERT_FILE", str(keys / "cert.pem"))
+    monkeypatch.setenv("INITSCHEMA_HOME", str(tmp_path / "home"))
+    running = Hostile(context)
     yield running
     running.close()
 
@@ -415,6 +446,24 @@ class TestBounded:
         monkeypatch.setenv(variable, value)
         _refused(tmp_path, f"{server.url}/net.pth", f"{variable}={value!r} is not a positive")
         assert server.requests == []
+
+
+class TestHTTPS:
+    def test_loads(self, tls_server: Hostile) -> None:
+        """A checkpoint over https loads (the watched connection is a TLS one)."""
+        state, data = _checkpoint(1)
+        tls_server.routes["/net.pth"] = serve(data)
+        model = _load(f"{tls_server.url}/net.pth")
+        assert torch.equal(model.fc.weight, state["fc.weight"])
+
+    def test_slow_drip(
+        self, tmp_path: Path, tls_server: Hostile, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A body dripping over TLS stops at the deadline too."""
+        monkeypatch.setenv("INITSCHEMA_DOWNLOAD_TIMEOUT", "0.5")
+        tls_server.routes["/net.pth"] = drip_body
+        _, took = _refused(tmp_path, f"{tls_server.url}/net.pth", "did not finish within 0.5 s")
+        assert took < BOUND
 
 
 class TestRedirects:
