@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from .errors import redact
 from .formulas import DepthScaledInit, FanInit, FormulaInit
 from .initializers import Initializer, Number, layer_matches, parse_layer
 from .paths import compile_replacement, compile_user_regex
@@ -197,6 +198,13 @@ class PretrainedInit(Initializer):
         description="Demand that every model key is in the checkpoint and every checkpoint key "
         "in the model.",
     )
+
+    def describe(self) -> str:
+        return redact(super().describe())  # a URL's password stays out of plans and logs
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, redact(value) if name == "checkpoint" else value
 
     @field_validator("revise_keys")
     @classmethod

@@ -18,6 +18,7 @@ __all__ = [
     "Problem",
     "did_you_mean",
     "join_path",
+    "redact",
     "shown",
 ]
 
@@ -110,6 +111,14 @@ def join_path(base: str, *parts: str | int) -> str:
         else:
             path = f"{path}.{part}" if path else part
     return path
+
+
+_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@]*(?:@[^/?#\s@]*)*@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of every URL in it hidden: ``https://***@host/x``."""
+    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

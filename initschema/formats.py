@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +38,15 @@ _DIRECTORY_NAMES = (
     "pytorch_model.bin",
 )
 _SUFFIXES = (".safetensors.index.json", ".bin.index.json", ".safetensors", ".pth", ".pt", ".bin")
+_SNIFF = 512
+"""Bytes read from the start of a file that fails to load, to say what it is."""
+_OBJECTS = re.compile(r"global|can only build|unrecognized function|unsupported class", re.I)
+"""torch's weights-only refusals of an object a pickle names (not of a damaged pickle)."""
+_DAMAGED = re.compile(r"PytorchStreamReader|truncated|corrupt|EOF", re.I)
+_FOREIGN = re.compile(r"pickle protocol|magic number", re.I)
+_BOILERPLATE = re.compile(
+    r"Weights only load failed|\(\d\)|Please file an issue|Check the documentation|This file can"
+)
 
 
 @dataclass(frozen=True)
@@ -84,17 +95,23 @@ class TorchReader(Reader):
 
     def __init__(self, path: str, where: str, map_location: str | None, allow_pickle: bool) -> None:
         super().__init__(path, where)
+        if (what := _not_a_torch_file(path)) is not None:
+            raise self.fail(f"checkpoint {path!r} could not be read: {what}.")
         try:
             raw = _torch_load(path, map_location, allow_pickle)
-        except pickle.UnpicklingError as error:
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise self.fail(
-                f"checkpoint {path!r} holds pickled objects that weights_only=True refuses to "
-                f"load ({first}). If you trust this file, set allow_pickle: true in the rule "
-                f"(it can run arbitrary code); better, re-save it as a plain state_dict."
-            ) from None
-        except Exception as error:  # torch raises many types for a corrupt file
-            raise self.fail(f"checkpoint {path!r} could not be read: {error}") from None
+        except Exception as error:  # torch raises many types for a file it cannot read
+            text, reason = str(error), _torch_reason(error)
+            if isinstance(error, pickle.UnpicklingError) and _OBJECTS.search(text):
+                raise self.fail(
+                    f"checkpoint {path!r} holds pickled objects that weights_only=True refuses "
+                    f"to load ({reason}). If you trust this file, set allow_pickle: true in the "
+                    f"rule (it can run arbitrary code); better, re-save it as a plain state_dict."
+                ) from None
+            if isinstance(error, EOFError) or _DAMAGED.search(text):
+                reason = f"it is a torch file cut short or damaged ({reason})"
+            elif isinstance(error, pickle.UnpicklingError) or _FOREIGN.search(text):
+                reason = f"it is not what torch.save writes, or it is damaged ({reason})"
+            raise self.fail(f"checkpoint {path!r} could not be read: {reason}.") from None
         state = raw["state_dict"] if isinstance(raw, Mapping) and "state_dict" in raw else raw
         if not isinstance(state, Mapping):
             raise self.fail(
@@ -114,6 +131,47 @@ class TorchReader(Reader):
 
     def read(self, key: str) -> Any:
         return self.state[key]
+
+
+def _torch_reason(error: BaseException) -> str:
+    """The sentence of torch's error that says what went wrong (not its advice)."""
+    for line in str(error).splitlines():
+        line = line.strip().removeprefix("WeightsUnpickler error:").strip()
+        if line and not _BOILERPLATE.match(line):
+            return line.split(". ")[0].rstrip(".")
+    return type(error).__name__
+
+
+def _what_it_is(path: str) -> str | None:
+    """Why the file at ``path`` cannot be any checkpoint (empty, a web page), if it cannot."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return "the file is empty (0 bytes); the download or copy that made it failed"
+    with open(path, "rb") as file:
+        head = file.read(_SNIFF).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        return (
+            "it is an HTML page, not a checkpoint (a login or error page saved in its place?); "
+            "fetch the file itself"
+        )
+    return None
+
+
+def _not_a_torch_file(path: str) -> str | None:
+    """Why the file at ``path`` is no ``torch.save`` output, if it is not. A torch file is a
+    zip archive (since torch 1.6) or, in the legacy format, starts with a pickle header."""
+    if (what := _what_it_is(path)) is not None:
+        return what
+    with open(path, "rb") as file:
+        head = file.read(_SNIFF)
+    if head.startswith(b"PK\x03\x04") or (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5):
+        return None
+    if len(head) < 2:
+        return f"it is {len(head)} byte long, too short for a torch file (truncated?)"
+    return (
+        f"it is not a torch file (it starts with {head[:8]!r}, where a torch file starts with a "
+        f"zip or pickle header)"
+    )
 
 
 def _torch_load(path: str, map_location: str | None, allow_pickle: bool) -> Any:
@@ -138,8 +196,9 @@ class SafetensorsReader(Reader):
             self.file = safe_open(path, framework="pt", device=device)
             self._keys = list(self.file.keys())  # type: ignore[no-untyped-call]
         except (SafetensorError, OSError) as error:
+            reason = _what_it_is(path) or str(error)
             raise self.fail(
-                f"checkpoint {path!r} is not a readable safetensors file: {error}"
+                f"checkpoint {path!r} is not a readable safetensors file: {reason}."
             ) from None
 
     def keys(self) -> list[str]:
@@ -184,10 +243,14 @@ class ShardedReader(Reader):
                 index = json.load(file)
             weight_map = index["weight_map"]
             assert isinstance(weight_map, dict)
+        except RecursionError:
+            raise self.fail(
+                f"index {path!r} is not a checkpoint index (its JSON nests deeper than Python's "
+                f"recursion limit of {sys.getrecursionlimit()}; an index is two levels deep)."
+            ) from None
         except (OSError, ValueError, KeyError, TypeError, AssertionError) as error:
             raise self.fail(f"index {path!r} is not a checkpoint index ({error!r}).") from None
-        folder = os.path.dirname(path)
-        self.weight_map = {str(k): os.path.join(folder, str(v)) for k, v in weight_map.items()}
+        self.weight_map = self._shard_files(weight_map)
         missing = sorted({f for f in self.weight_map.values() if not os.path.isfile(f)})
         if missing:
             raise self.fail(
@@ -195,6 +258,40 @@ class ShardedReader(Reader):
                 f"every shard next to the index."
             )
         self.shards: dict[str, Reader] = {}
+
+    def _shard_files(self, weight_map: dict[Any, Any]) -> dict[str, str]:
+        """Key → shard file, each shard checked to lie inside the index's folder (after
+        symlinks; the folder the index itself resolves to counts too, as the Hugging Face
+        cache links every file of a snapshot into its ``blobs/``) and to be no index."""
+        folder = os.path.dirname(self.path)
+        homes = {os.path.realpath(folder), os.path.dirname(os.path.realpath(self.path))}
+        files: dict[str, str] = {}
+        checked: dict[str, str] = {}
+        for key, name in weight_map.items():
+            if name not in checked:
+                checked[name] = self._shard_file(folder, homes, str(key), name)
+            files[str(key)] = checked[name]
+        return files
+
+    def _shard_file(self, folder: str, homes: set[str], key: str, name: Any) -> str:
+        entry = f"index {self.path!r} maps {key!r} to {name!r}"
+        if not isinstance(name, str) or not name or "\0" in name:
+            raise self.fail(f"{entry}, which is not a file name.")
+        if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+            raise self.fail(
+                f"{entry}: shards must be named relative to the index's folder, without '..'; "
+                f"put the shard next to the index."
+            )
+        file = os.path.join(folder, name)
+        real = os.path.realpath(file)
+        if not any(os.path.commonpath([home, real]) == home for home in homes):
+            raise self.fail(
+                f"{entry}, a link to {real!r} outside the index's folder; copy the shard into "
+                f"the folder instead of linking it."
+            )
+        if name.endswith(".json"):
+            raise self.fail(f"{entry}, which is an index itself; a shard must be a weights file.")
+        return file
 
     def _shard(self, key: str) -> Reader:
         file = self.weight_map[key]

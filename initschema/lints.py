@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from torch import Tensor
 
-from .errors import Problem, did_you_mean, join_path
+from .errors import Problem, did_you_mean, join_path, redact
 from .functional import runs_user_code
 from .initializers import WeightInit
 from .placement import is_sharded
@@ -175,7 +175,7 @@ def find_lints(
         lints += _unreachable_lints(plan)
     for action in plan.actions:
         if action.kind == "load" and action.match is not None and action.init is not None:
-            checkpoint = getattr(action.init, "checkpoint", "")
+            checkpoint = redact(getattr(action.init, "checkpoint", ""))
             lints += Lint.for_load(action.source, checkpoint, action.module, action.match)
     lints += _shadowed_lints(plan)
     lints += _sharded_lints(plan)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from . import _runtime
 from .builtin_initializers import PretrainedInit
+from .errors import redact
 from .initializers import Initializer, WeightInit
 from .report import possibly_uninitialized, render, render_html, shape_text
 from .streams import STREAM, elementwise
@@ -135,7 +136,7 @@ class Action:
             return self.init.describe_tensor(self.role(self.tensors[self.params.index(path)]))
         if self.kind == "load" and isinstance(self.init, PretrainedInit):
             index = self.params.index(path)
-            text = f"load {self.keys[index][1]!r} from {self.init.checkpoint}"
+            text = f"load {self.keys[index][1]!r} from {redact(self.init.checkpoint)}"
             notes = [note for key, note in self.notes if key == self.tensors[index]]
             return text + "".join(f" ({note})" for note in notes)
         return self.describe()
@@ -144,6 +145,8 @@ class Action:
         data: dict[str, Any] = {"kind": self.kind, "module": self.module, "source": self.source}
         if self.init is not None:
             data["init"] = self.init.to_cfg()
+            if isinstance(self.init, PretrainedInit):
+                data["init"]["checkpoint"] = redact(self.init.checkpoint)
         if self.params:
             data["params"] = list(self.params)
         if self.keys:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .builtin_initializers import PretrainedInit
 from .download import ProgressBar, resolve_checkpoint
-from .errors import InitCfgError, Problem, join_path
+from .errors import InitCfgError, Problem, join_path, redact
 from .formats import Reader, open_reader
 from .load_hooks import checkpoint_state, dry_run, hooked_modules
 from .paths import substitute
@@ -27,6 +27,7 @@ from .placement import is_sharded, local_box
 __all__ = [
     "Checkpoint",
     "KeyMatch",
+    "check_map_location",
     "load_into",
     "match_keys",
     "open_checkpoint",
@@ -42,6 +43,7 @@ class Checkpoint:
     keys: dict[str, str]
     """Model key (relative to the module the rule loads into) → checkpoint key."""
     name: str
+    """The rule's ``checkpoint``, credentials hidden."""
     metadata: Any = None
     """The state dict's ``_metadata`` (module versions), where MMEngine passes it on: when
     loading without a prefix."""
@@ -73,6 +75,7 @@ def open_checkpoint(init: PretrainedInit, source: str) -> Checkpoint:
     """Open the rule's checkpoint (downloading it first when it is an address) and map its
     keys: ``prefix`` selects and strips, then ``revise_keys`` rewrite, as MMEngine does."""
     where = join_path(source, "checkpoint")
+    check_map_location(init.map_location, join_path(source, "map_location"))
     reader = open_reader(
         resolve_checkpoint(init.checkpoint, where), where, init.map_location, init.allow_pickle
     )
@@ -84,7 +87,7 @@ def open_checkpoint(init: PretrainedInit, source: str) -> Checkpoint:
             heads = sorted({k.split(".", 1)[0] + "." for k in names})
             raise InitCfgError.single(
                 join_path(source, "prefix"),
-                f"prefix {init.prefix!r} matches no key of checkpoint {init.checkpoint!r}; "
+                f"prefix {init.prefix!r} matches no key of checkpoint {redact(init.checkpoint)!r}; "
                 f"its keys start with {', '.join(heads[:10]) or 'nothing (it is empty)'}.",
             )
     else:
@@ -94,8 +97,45 @@ def open_checkpoint(init: PretrainedInit, source: str) -> Checkpoint:
         for pattern, replacement in init.revise_keys:
             keys = {substitute(pattern, replacement, k): v for k, v in keys.items()}
     return Checkpoint(
-        reader, keys, init.checkpoint, reader.metadata if init.prefix is None else None
+        reader, keys, redact(init.checkpoint), reader.metadata if init.prefix is None else None
     )
+
+
+def check_map_location(map_location: str | None, where: str) -> None:
+    """Refuse a ``map_location`` this machine cannot read tensors to, whatever the format:
+    an unknown device, one it lacks (``cuda`` without a GPU, ``cuda:99``), or ``meta``."""
+    if map_location is None:
+        return
+    fix = "use 'cpu' (tensors are copied to the model's device anyway)"
+    try:
+        device = torch.device(map_location)
+    except (RuntimeError, ValueError):
+        raise InitCfgError.single(
+            where, f"map_location {map_location!r} is not a device; {fix}."
+        ) from None
+    if device.type == "cpu":
+        return
+    if device.type == "meta":
+        raise InitCfgError.single(
+            where,
+            f"map_location 'meta' reads no values, so nothing could be loaded; {fix}; a model "
+            f"on the meta device is materialized from the checkpoint's values.",
+        )
+    accelerator = torch.accelerator.current_accelerator(check_available=True)
+    count = torch.accelerator.device_count() if accelerator is not None else 0
+    if accelerator is None or accelerator.type != device.type:
+        have = f"cpu and {count} {accelerator.type} device(s)" if accelerator else "only cpu"
+        raise InitCfgError.single(
+            where,
+            f"map_location {map_location!r} names a device this machine lacks (it has {have}); "
+            f"{fix}.",
+        )
+    if device.index is not None and device.index >= count:
+        raise InitCfgError.single(
+            where,
+            f"map_location {map_location!r} names {device.type} device {device.index}, but "
+            f"this machine has {count} ({device.type}:0 to {device.type}:{count - 1}); {fix}.",
+        )
 
 
 def match_keys(module: nn.Module, checkpoint: Checkpoint) -> KeyMatch:

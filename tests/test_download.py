@@ -80,6 +80,11 @@ def _checkpoint() -> tuple[dict[str, torch.Tensor], bytes]:
     return state, buffer.getvalue()
 
 
+def _entry(url: str) -> Path:
+    """Where the cache keeps ``url``: a folder named by the URL's SHA-256, the file's name."""
+    return cache_dir() / hashlib.sha256(url.encode()).hexdigest()[:32] / url.rpartition("/")[2]
+
+
 def _load(url: str) -> torch.nn.Module:
     model = zoo.toy_net(KIT)
     ins.initialize(model, dict(type="Pretrained", checkpoint=url))
@@ -95,7 +100,7 @@ class TestDownload:
         _load(f"{server.url}/net.pth")
         assert torch.equal(model.fc.weight, state["fc.weight"])
         assert server.requests == [("net.pth", None)]
-        assert (cache_dir() / "net.pth").read_bytes() == data
+        assert _entry(f"{server.url}/net.pth").read_bytes() == data
 
     def test_resumed_after_a_dropped_connection(self, server: Server) -> None:
         """A connection dropped halfway is resumed with a Range request."""
@@ -106,7 +111,7 @@ class TestDownload:
         assert torch.equal(model.fc.weight, state["fc.weight"])
         assert server.requests[0] == ("net.pth", None)
         assert server.requests[1][1] is not None and server.requests[1][1].startswith("bytes=")
-        assert not list(cache_dir().glob("*.partial"))
+        assert not list(cache_dir().rglob("*.partial"))
 
     def test_hash_suffix_checked(self, server: Server) -> None:
         """A name carrying the SHA-256 prefix is accepted when it matches."""
@@ -114,7 +119,7 @@ class TestDownload:
         name = f"net-{hashlib.sha256(data).hexdigest()[:8]}.pth"
         server.files[name] = data
         _load(f"{server.url}/{name}")
-        assert (cache_dir() / name).is_file()
+        assert _entry(f"{server.url}/{name}").is_file()
 
     def test_checksum_mismatch(self, server: Server) -> None:
         """A download whose hash differs from its name is an error and is not kept."""
@@ -137,7 +142,7 @@ class TestDownload:
         with pytest.raises(ins.InitCfgError) as info:
             _load(f"{server.url}/missing.pth")
         assert f"could not download {server.url}/missing.pth (HTTP 404" in str(info.value)
-        assert f"put it at {cache_dir() / 'missing.pth'}" in str(info.value)
+        assert f"put it at {_entry(f'{server.url}/missing.pth')}," in str(info.value)
         assert len(server.requests) == 1  # a 404 is not retried
 
     def test_no_network(self, server: Server) -> None:
@@ -147,7 +152,7 @@ class TestDownload:
         with pytest.raises(ins.InitCfgError) as info:
             _load(url)
         assert f"could not download {url}" in str(info.value)
-        assert str(cache_dir() / "net.pth") in str(info.value)
+        assert f"put it at {_entry(url)}," in str(info.value)
 
 
 class TestNames:
@@ -170,7 +175,7 @@ class TestNames:
         """A file put where the error says is used without any network."""
         monkeypatch.setenv("INITSCHEMA_HOME", str(tmp_path))
         state, data = _checkpoint()
-        target = cache_dir() / "resnet50-0676ba61.pth"
+        target = _entry(url_for("torchvision://resnet50", "x"))
         target.parent.mkdir(parents=True)
         target.write_bytes(data)
         model = _load("torchvision://resnet50")
