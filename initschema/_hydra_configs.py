@@ -16,6 +16,8 @@ import functools
 import importlib
 import importlib.metadata
 import sys
+from abc import ABCMeta
+from collections.abc import Iterator, Mapping
 from dataclasses import MISSING as DC_MISSING
 from dataclasses import field, make_dataclass
 from types import UnionType
@@ -42,12 +44,28 @@ _HYDRA_MODULE = "initschema.hydra"
 """Where generated classes say they live (their names are its attributes)."""
 
 
-class _GeneratedMeta(type):
+class _GeneratedMeta(ABCMeta):
     """The metaclass of generated dataclasses, so that they pickle through a reducer."""
 
 
-class _Generated(metaclass=_GeneratedMeta):
+class _Generated(Mapping[str, Any], metaclass=_GeneratedMeta):
+    """Base of the generated dataclasses: also a read-only mapping of their fields (choices
+    as their strings), so that the objects ``OmegaConf.to_object`` makes of a config are
+    rules ``parse_init_cfg`` reads like any other mapping."""
+
     _initializer: tuple[str, str] = ("", "")
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__dataclass_fields__:  # type: ignore[attr-defined]
+            raise KeyError(key)
+        value = getattr(self, key)
+        return value.value if isinstance(value, enum.Enum) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dataclass_fields__)  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__)  # type: ignore[attr-defined]
 
 
 class _ChoiceMeta(enum.EnumMeta):

@@ -3,6 +3,7 @@ bad values fail at compose or load time with their exact config path."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
@@ -463,6 +464,28 @@ class TestTargetRules:
         assert ins.parse_init_cfg({"fc": rule}) == ins.parse_init_cfg(
             {"fc": dict(type="Normal", std=0.02, layer=["Linear"])}
         )
+
+    def test_hydra_zen_full_signature(self) -> None:
+        """builds(..., populate_full_signature=True) carries every field of the rule, so an
+        override of any of them works and instantiates the typed rule."""
+        zen = pytest.importorskip("hydra_zen")
+        conf = zen.builds(ins.KaimingInit, populate_full_signature=True)
+        names = [f.name for f in dataclasses.fields(conf)]
+        assert names == ["_target_", *ins.KaimingInit.model_fields]
+        assert zen.instantiate(conf, mode="fan_in", a=1.0) == ins.KaimingInit(mode="fan_in", a=1.0)
+        required = zen.builds(ins.PretrainedInit, populate_full_signature=True)
+        assert OmegaConf.is_missing(OmegaConf.structured(required), "checkpoint")
+
+    def test_to_object_rules_validate(self) -> None:
+        """OmegaConf.to_object gives the generated dataclasses; they are rules as the
+        composed config is."""
+        cfg = _compose(["model=mlp", "init_strategy@model.init_cfg=resnet_kaiming"])
+        objects = OmegaConf.to_object(cfg.model)
+        assert type(objects["init_cfg"]["convs"]).__name__ == "KaimingInitConfig"
+        expected = ins_hydra.validate(cfg)["model.init_cfg"]
+        assert ins.parse_init_cfg(objects["init_cfg"], "model.init_cfg") == expected
+        wrapped = OmegaConf.create({"model": {"init_cfg": objects["init_cfg"]}})
+        assert ins_hydra.validate(wrapped)["model.init_cfg"] == expected
 
     def test_validated_under_zen(self) -> None:
         """validated wraps a hydra-zen task (zen(task)); called outside a Hydra job, a bad
