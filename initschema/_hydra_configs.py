@@ -14,7 +14,6 @@ import copyreg
 import enum
 import functools
 import importlib
-import importlib.metadata
 import sys
 from abc import ABCMeta
 from collections.abc import Iterator, Mapping
@@ -26,6 +25,7 @@ from typing import Annotated, Any, Optional, Union, get_args, get_origin
 from .errors import literal_choices
 from .initializers import Initializer, target_names
 from .registry import WEIGHT_INITIALIZERS, option_name
+from .schema import ENTRY_POINTS, load_entry_points
 
 __all__ = [
     "ENTRY_POINTS",
@@ -189,19 +189,6 @@ def _public(generated: Any) -> Any:
     generated.__qualname__ = generated.__name__
     GENERATED[generated.__name__] = generated
     return generated
-
-
-ENTRY_POINTS = "initschema.initializers"
-"""The entry point group through which a package registers its own initializers: each
-entry names a module to import (``scaled = mypkg.inits``); Hydra apps then know them
-before composing, in every process (the plugin and :func:`register_configs` load them)."""
-
-
-@functools.cache
-def load_entry_points() -> None:
-    """Import the modules of the ``initschema.initializers`` entry point group, once."""
-    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
-        entry.load()
 
 
 def register_configs(store: Any = None) -> None:
