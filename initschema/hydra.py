@@ -107,9 +107,16 @@ def init_cfg_paths(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> list[str]:
     return [path for path, _, _ in _init_cfg_nodes(cfg, "", keys)]
 
 
-def _plain(parent: Any, key: Any, path: str, problems: list[Problem]) -> Any:
+_DEPTH = 64
+"""Deeper values than this (a resolver's output) are no rule: refused at their path."""
+
+
+def _plain(parent: Any, key: Any, path: str, problems: list[Problem], depth: int = 0) -> Any:
     """The resolved Python value of ``parent[key]``; every ``???`` and broken interpolation
     in it becomes a problem at its full config path."""
+    if depth > _DEPTH:
+        problems.append(Problem(path, f"the value is nested more than {_DEPTH} levels deep."))
+        return None
     if OmegaConf.is_missing(parent, key):
         problems.append(
             Problem(path, f"no value given (???); set it, e.g. on the command line: {path}=...")
@@ -126,10 +133,29 @@ def _plain(parent: Any, key: Any, path: str, problems: list[Problem]) -> Any:
         )
         return None
     if isinstance(value, DictConfig):
-        return {k: _plain(value, k, join_path(path, str(k)), problems) for k in value.keys()}
+        keys = value.keys()
+        return {k: _plain(value, k, join_path(path, str(k)), problems, depth + 1) for k in keys}
     if isinstance(value, ListConfig):
-        return [_plain(value, i, join_path(path, i), problems) for i in range(len(value))]
+        items = range(len(value))
+        return [_plain(value, i, join_path(path, i), problems, depth + 1) for i in items]
+    if isinstance(value, list | tuple | dict):  # a resolver's output, in a typed node
+        return _nested(value, path, problems, depth)
     return value.value if isinstance(value, enum.Enum) else value
+
+
+def _nested(value: Any, path: str, problems: list[Problem], depth: int) -> Any:
+    """``value`` when no deeper than the limit, else None and a problem at ``path``."""
+    stack = [(value, depth)]
+    while stack:
+        item, level = stack.pop()
+        if level > _DEPTH:
+            problems.append(Problem(path, f"the value is nested more than {_DEPTH} levels deep."))
+            return None
+        if isinstance(item, list | tuple):
+            stack += [(child, level + 1) for child in item]
+        elif isinstance(item, dict):
+            stack += [(child, level + 1) for child in item.values()]
+    return value
 
 
 def validate(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> dict[str, InitCfg]:

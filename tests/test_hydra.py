@@ -701,3 +701,91 @@ class TestErrorsOnTheWay:
             assert result.returncode == 0, result.stderr
             composed = OmegaConf.create(result.stdout)
             assert ins_hydra.validate(composed)["model.init_cfg"].rules[-1].name == "cls"
+
+
+class TestResolvesOnlyWhatItNeeds:
+    def test_unrelated_missing_and_env_values(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """instantiate_and_plan(cfg.model, cfg) builds the model although another key is ???
+        and another reads an environment variable that is not set."""
+        monkeypatch.delenv("WANDB_DIR", raising=False)
+        cfg = _compose(["model=mlp", "+data_dir=???", "+logs=${oc.env:WANDB_DIR}"])
+        model, plan = ins_hydra.instantiate_and_plan(cfg.model, cfg)
+        assert type(model).__name__ == "Classifier" and plan.actions
+        with pytest.raises(OmegaConfBaseException):
+            OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+    def test_model_node_interpolation_that_does_not_resolve(self) -> None:
+        """An interpolation inside the model node that cannot resolve names its path."""
+        cfg = _compose(["model=mlp", "+model.width=${nowhere}"])
+        with pytest.raises(ins.InitCfgError, match=r"^model.width: cannot resolve: "):
+            ins_hydra.instantiate_and_plan(cfg.model, cfg)
+
+    def test_deeply_nested_resolver_output(self) -> None:
+        """A resolver returning a list nested 5,000 deep is an InitCfgError at its path,
+        not a RecursionError."""
+
+        def deep() -> list[Any]:
+            nested: list[Any] = []
+            for _ in range(5000):
+                nested = [nested]
+            return nested
+
+        OmegaConf.register_new_resolver("initschema_test_deep", deep, replace=True)
+        cfg = OmegaConf.create(
+            {"m": {"init_cfg": {"a": {"type": "Normal", "layer": "${initschema_test_deep:}"}}}}
+        )
+        with pytest.raises(ins.InitCfgError) as info:
+            ins_hydra.validate(cfg)
+        assert str(info.value) == (
+            "m.init_cfg.a.layer: the value is nested more than 64 levels deep. "
+            "[value from ${initschema_test_deep:}]"
+        )
+
+
+class _Plain(torch.nn.Module):
+    """A model that takes no init_cfg (timm, Hugging Face style)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Linear(4, 8)
+        self.head = torch.nn.Linear(8, 2)
+
+
+class TestPlainModules:
+    def _cfg(self, *overrides: str) -> Any:
+        return _compose(
+            [
+                "model=mlp",
+                "+init@init_rules.linears=linear_normal",
+                "+init@init_rules.head=zero_head",
+                *overrides,
+            ]
+        )
+
+    def test_rules_under_a_key(self) -> None:
+        """plan_rules(model, cfg, key) plans the rules at a config key for a plain
+        nn.Module (no init_cfg argument), as compile_plan(model, rules) would."""
+        cfg = self._cfg()
+        model = _Plain()
+        plan = ins_hydra.plan_rules(model, cfg, "init_rules")
+        rules = OmegaConf.to_container(cfg.init_rules, resolve=True, enum_to_str=True)
+        expected = ins.compile_plan(model, rules, path="init_rules")
+        assert plan.to_dict() == expected.to_dict()
+        sources = {a["source"] for a in plan.to_dict()["actions"]}
+        assert sources == {"init_rules.linears", "init_rules.head.override.head"}
+
+    def test_errors_name_the_key_and_origin(self) -> None:
+        """A bad value under the key names its config path and where it was set."""
+        cfg = self._cfg("init_rules.linears.std=-3")
+        model = torch.nn.Linear(2, 2)
+        with pytest.raises(ins.InitCfgError) as info:
+            ins_hydra.plan_rules(model, cfg, "init_rules")
+        assert str(info.value) == (
+            "init_rules.linears.std: std should be greater than or equal to 0, got -3.0. "
+            "[set on the command line: init_rules.linears.std=-3]"
+        )
+
+    def test_missing_key(self) -> None:
+        """A key the config lacks says so."""
+        with pytest.raises(ins.InitCfgError, match=r"^nope: the config has no 'nope'"):
+            ins_hydra.plan_rules(torch.nn.Linear(2, 2), self._cfg(), "nope")
