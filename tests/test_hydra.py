@@ -789,3 +789,49 @@ class TestPlainModules:
         """A key the config lacks says so."""
         with pytest.raises(ins.InitCfgError, match=r"^nope: the config has no 'nope'"):
             ins_hydra.plan_rules(torch.nn.Linear(2, 2), self._cfg(), "nope")
+
+
+class TestStrategyFromPython:
+    def test_gpt2_with_its_parameter(self) -> None:
+        """ins.strategy('gpt2', n_layer=12) gives the file's rules, n_layer in place: the
+        same rules an app composing the strategy for a 12-layer model validates."""
+        rules = ins.strategy("gpt2", n_layer=12)
+        assert [r.name for r in rules] == ["linears", "embeddings", "norms", "residual"]
+        residual = rules.rules[-1].init
+        assert isinstance(residual, ins.NormalInit)
+        assert (residual.std, residual.n_layers, residual.params) == (0.02, 12, ("**.c_proj.weight",))
+        cfg = _compose(["model=gpt", "init_strategy@model.init_cfg=gpt2", "model.n_layer=12"])
+        composed = ins_hydra.validate(cfg)["model.init_cfg"]
+        assert [r.init for r in rules] == [r.init for r in composed]
+
+    def test_plans_a_plain_model(self) -> None:
+        """The rules plan a plain nn.Module with compile_plan(model, rules)."""
+        plan = ins.compile_plan(_Plain(), ins.strategy("vit_timm"))
+        assert {a["source"] for a in plan.to_dict()["actions"]} == {"vit_timm.linears"}
+
+    def test_missing_value_parameter(self) -> None:
+        """A ??? of the file is a parameter (output.std as output_std), required."""
+        assert ins.strategy("llama_torchtitan", output_std=0.125).rules[4].init.std == 0.125
+        with pytest.raises(ins.InitCfgError) as info:
+            ins.strategy("llama_torchtitan")
+        assert str(info.value) == (
+            "output_std: strategy 'llama_torchtitan' needs output_std=... (it sets output.std)."
+        )
+
+    def test_unknown_strategy_lists_the_available(self) -> None:
+        """An unknown name lists every shipped strategy."""
+        with pytest.raises(ins.InitCfgError) as info:
+            ins.strategy("gpt3")
+        shipped = ", ".join(p.stem for p in STRATEGY_FILES)
+        assert str(info.value) == (
+            f"strategy: no strategy 'gpt3'; did you mean 'gpt2'? available: {shipped}."
+        )
+
+    def test_unknown_and_ill_typed_parameters(self) -> None:
+        """A parameter the strategy does not take, or of the wrong type, is named."""
+        with pytest.raises(ins.InitCfgError, match=r"^x: strategy 'vit_timm' takes no "):
+            ins.strategy("vit_timm", x=1)
+        with pytest.raises(ins.InitCfgError) as info:
+            ins.strategy("gpt2", n_layer="twelve")
+        assert str(info.value).startswith("n_layer: n_layers must be")
+        assert str(info.value).endswith("got 'twelve'. (it sets residual.n_layers)")
