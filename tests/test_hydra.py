@@ -799,7 +799,11 @@ class TestStrategyFromPython:
         assert [r.name for r in rules] == ["linears", "embeddings", "norms", "residual"]
         residual = rules.rules[-1].init
         assert isinstance(residual, ins.NormalInit)
-        assert (residual.std, residual.n_layers, residual.params) == (0.02, 12, ("**.c_proj.weight",))
+        assert (residual.std, residual.n_layers, residual.params) == (
+            0.02,
+            12,
+            ("**.c_proj.weight",),
+        )
         cfg = _compose(["model=gpt", "init_strategy@model.init_cfg=gpt2", "model.n_layer=12"])
         composed = ins_hydra.validate(cfg)["model.init_cfg"]
         assert [r.init for r in rules] == [r.init for r in composed]
