@@ -839,3 +839,42 @@ class TestStrategyFromPython:
             ins.strategy("gpt2", n_layer="twelve")
         assert str(info.value).startswith("n_layer: n_layers must be")
         assert str(info.value).endswith("got 'twelve'. (it sets residual.n_layers)")
+
+
+class TestOriginFiles:
+    def _conf(self, tmp_path: Path) -> Path:
+        conf = tmp_path / "conf"
+        (conf / "experiment").mkdir(parents=True)
+        (conf / "config.yaml").write_text(
+            "defaults:\n  - /init@model.init_cfg.body: linear_normal\n  - _self_\n"
+            "  - experiment: null\n"
+            "lr: -0.5\nmodel:\n  init_cfg:\n    body:\n      std: -1\n"
+        )
+        (conf / "experiment" / "interp.yaml").write_text(
+            "# @package _global_\nmodel:\n  init_cfg:\n    body:\n      std: ${lr}\n"
+        )
+        return conf
+
+    def test_primary_config_under_self(self, tmp_path: Path) -> None:
+        """A value conf/config.yaml sets under _self_ names that file, not the library
+        rule file it tweaks."""
+        conf = self._conf(tmp_path)
+        message = _error_text([], conf)
+        assert message == (
+            "model.init_cfg.body.std: std should be greater than or equal to 0, got -1.0. "
+            f"[set in {conf / 'config.yaml'}]"
+        )
+
+    def test_interpolation_names_both_files(self, tmp_path: Path) -> None:
+        """An interpolation: the file that wrote it, and the file that set its value."""
+        conf = self._conf(tmp_path)
+        message = _error_text(["experiment=interp"], conf)
+        assert message.endswith(
+            f"[set in {conf / 'experiment' / 'interp.yaml'}; value from ${{lr}} "
+            f"(set in {conf / 'config.yaml'})]"
+        )
+
+    def test_library_file(self) -> None:
+        """A value no user file touched names the library file that set it."""
+        message = _error_text(["experiment=resnet_finetune"])
+        assert message.endswith("[set in pkg://initschema.conf/init/backbone_pretrained.yaml]")
