@@ -110,11 +110,13 @@ def _where(config_path: str, loaded: Any, cwd: str) -> str:
     return f"the defaults of {config_path}"
 
 
-def _file_origin(path: str, node: Any) -> str:
-    try:
-        files = _files(node)
-    except Exception:  # a config whose sources moved since it was composed
-        return ""
+def _file_origin(path: str, node: Any, cache: dict[str, Any]) -> str:
+    if "files" not in cache:
+        try:
+            cache["files"] = _files(node)
+        except Exception:  # a config whose sources moved since it was composed
+            cache["files"] = []
+    files = cache["files"]
     keys = split_path(path)
     found = ""
     for package, where, config in files:
@@ -127,19 +129,23 @@ def _file_origin(path: str, node: Any) -> str:
     return f"set in {found}" if found else ""
 
 
-def origin(path: str, cfg: Any) -> str:
+def origin(path: str, cfg: Any, cache: dict[str, Any] | None = None) -> str:
     """``set on the command line: a.b=1`` or ``set in conf/experiment/x.yaml`` for the
     value at ``path``, and ``value from ${lr} (set in conf/config.yaml)`` when it is an
-    interpolation; ``""`` when Hydra does not know."""
+    interpolation; ``""`` when Hydra does not know. ``cache`` keeps the rebuilt defaults
+    list between calls for the same config."""
+    cache = {} if cache is None else cache
     node = hydra_node(cfg)
-    where = _command_line(path, node) or _file_origin(path, node) if node is not None else ""
+    where = ""
+    if node is not None:
+        where = _command_line(path, node) or _file_origin(path, node, cache)
     raw = _raw(cfg, path)
     if raw is None:
         return where
     target = re.fullmatch(r"\$\{([\w.]+)\}", raw)
     source = ""
     if target and not target.group(1).startswith(".") and node is not None:
-        source = _command_line(target.group(1), node) or _file_origin(target.group(1), node)
+        source = _command_line(target.group(1), node) or _file_origin(target.group(1), node, cache)
     interpolation = f"value from {raw}" + (f" ({source})" if source else "")
     return "; ".join(w for w in (where, interpolation) if w)
 
@@ -159,7 +165,8 @@ def _raw(cfg: Any, path: str) -> str | None:
 def annotate(error: InitCfgError, cfg: Any = None) -> InitCfgError:
     """The same problems, each followed by where its value came from."""
     problems = []
+    cache: dict[str, Any] = {}
     for problem in error.problems:
-        where = origin(problem.path, cfg) if problem.path else ""
+        where = origin(problem.path, cfg, cache) if problem.path else ""
         problems.append(Problem(problem.path, f"{problem.message} [{where}]") if where else problem)
     return InitCfgError(problems)
