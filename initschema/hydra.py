@@ -11,7 +11,11 @@ mappings of named rules picked from that group::
 
 :func:`validate` turns every ``init_cfg`` node of a composed config into typed
 rules, and :func:`main` (``hydra.main`` plus that validation) runs it before the
-task function, so a bad config never reaches model construction.
+task function, so a bad config never reaches model construction; a bad config fails
+its job, not the process. :func:`instantiate_and_plan` builds a model that takes an
+``init_cfg``; :func:`plan_rules` plans rules kept under a config key for a plain
+``nn.Module``. The generated configs live in :mod:`initschema._hydra_configs`, the
+origins of values in :mod:`initschema._hydra_origins`.
 """
 
 from __future__ import annotations
