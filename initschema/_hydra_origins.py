@@ -36,10 +36,12 @@ def _command_line(path: str, node: Any) -> str:
     overrides: list[str] = OmegaConf.to_container(node.overrides.task)  # type: ignore[assignment]
     # An override at the value or above it set it; overrides below it (u.a=1 u.b=0 for a
     # problem of the rule u) are what made it wrong.
+    groups = set(node.runtime.choices)  # model=llama picks a file: that file is the origin
     given = [
         override
         for override in overrides
         if "@" not in (key := override.split("=", 1)[0].lstrip("+~"))
+        and key not in groups
         and (path == key or path.startswith(key + ".") or key.startswith(path + "."))
     ]
     return f"set on the command line: {', '.join(given)}" if given else ""

@@ -874,6 +874,16 @@ class TestOriginFiles:
             f"(set in {conf / 'config.yaml'})]"
         )
 
+    def test_group_choice_is_no_command_line_value(self) -> None:
+        """model=llama picks a file: the value's origin is the file that set it, not the
+        override; llama_torchtitan's output std is a ??? to give (not the option's 1.0)."""
+        message = _error_text(["model=llama", "init_strategy@model.init_cfg=llama_torchtitan"])
+        assert message == (
+            "model.init_cfg.output.std: no value given (???); set it, e.g. on the command "
+            "line: model.init_cfg.output.std=... "
+            "[set in pkg://initschema.conf/init_strategy/llama_torchtitan.yaml]"
+        )
+
     def test_library_file(self) -> None:
         """A value no user file touched names the library file that set it."""
         message = _error_text(["experiment=resnet_finetune"])
