@@ -72,6 +72,10 @@ class Recorder(Callback):
     def on_job_end(self, config, job_return, **kwargs):
         with open(Path(config.hydra.runtime.cwd) / "jobs.txt", "a") as out:
             out.write(f"{job_return.status.name} {' '.join(job_return.overrides)}\\n")
+
+    def on_run_end(self, config, job_return=None, **kwargs):
+        with open(Path(config.hydra.runtime.cwd) / "jobs.txt", "a") as out:
+            out.write(f"run end {job_return.status.name}\\n")
 """
 
 CONFIG = """
@@ -174,7 +178,7 @@ class TestSingleRun:
             "Error in config model.init_cfg.body.std: std should be greater than or equal "
             "to 0, got -2.0. [set in conf/experiment/bad.yaml]"
         ]
-        assert (app / "jobs.txt").read_text() == "FAILED experiment=bad\n"
+        assert (app / "jobs.txt").read_text() == "FAILED experiment=bad\nrun end FAILED\n"
 
     def test_task_called_with_a_composed_config(self, app: Path) -> None:
         """A test calling the validated task gets InitCfgError, not SystemExit."""
