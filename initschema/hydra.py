@@ -316,8 +316,9 @@ def plan_rules(
     parent = cfg
     with config_errors(cfg):
         for part in parents:
-            parent = parent._get_node(part)
-        if parent is None or last not in parent:
+            found = isinstance(parent, DictConfig) and part in parent.keys()
+            parent = parent._get_node(part) if found else None
+        if not isinstance(parent, DictConfig) or last not in parent.keys():
             raise InitCfgError.single(key, f"the config has no {key!r}; add the rules there.")
         problems: list[Problem] = []
         value = _plain(parent, last, key, problems)

@@ -787,8 +787,12 @@ class TestPlainModules:
 
     def test_missing_key(self) -> None:
         """A key the config lacks says so."""
-        with pytest.raises(ins.InitCfgError, match=r"^nope: the config has no 'nope'"):
-            ins_hydra.plan_rules(torch.nn.Linear(2, 2), self._cfg(), "nope")
+        for key in ("nope", "a.b", "seed.x", "model.nope"):
+            with pytest.raises(ins.InitCfgError) as info:
+                ins_hydra.plan_rules(torch.nn.Linear(2, 2), self._cfg(), key)
+            assert str(info.value) == f"{key}: the config has no {key!r}; add the rules there."
+        with pytest.raises(ins.InitCfgError, match=r"^rules: no value given \(\?\?\?\)"):
+            ins_hydra.plan_rules(torch.nn.Linear(2, 2), self._cfg("+rules=???"), "rules")
 
 
 class TestStrategyFromPython:
