@@ -60,6 +60,7 @@ if _TYPE_CHECKING:
     from .plan import Action, InitPlan
     from .report import InitReport, Provenance, ReportRow
     from .sharded import shard_safe
+    from .strategies import strategy
 
 __version__ = "0.1.0"
 
@@ -93,8 +94,16 @@ _TORCH_LAYER = {
 }
 
 
+_HYDRA_LAYER = {"strategy": "strategies"}
+"""Names that need Hydra's config loader (not torch), imported on first use."""
+
+
 def __getattr__(name: str) -> _Any:
-    """The names that need torch, imported on first use (and then cached here)."""
+    """The names that need torch or Hydra, imported on first use (and then cached here)."""
+    if name in _HYDRA_LAYER:
+        value = getattr(_importlib.import_module(f".{_HYDRA_LAYER[name]}", __name__), name)
+        globals()[name] = value
+        return value
     if name not in _TORCH_LAYER:
         raise AttributeError(f"module 'initschema' has no attribute {name!r}")
     _importlib.import_module(".module", __name__)  # the whole engine, registered once
@@ -159,6 +168,7 @@ __all__ = [
     "parse_init_cfg",
     "register_initializer",
     "shard_safe",
+    "strategy",
     "strict",
     "trunc_normal_",
     "trunc_normal_init",

@@ -11,40 +11,51 @@ mappings of named rules picked from that group::
 
 :func:`validate` turns every ``init_cfg`` node of a composed config into typed
 rules, and :func:`main` (``hydra.main`` plus that validation) runs it before the
-task function, so a bad config never reaches model construction.
+task function, so a bad config never reaches model construction; a bad config fails
+its job, not the process. :func:`instantiate_and_plan` builds a model that takes an
+``init_cfg``; :func:`plan_rules` plans rules kept under a config key for a plain
+``nn.Module``. The generated configs live in :mod:`initschema._hydra_configs`, the
+origins of values in :mod:`initschema._hydra_origins`.
 """
 
 from __future__ import annotations
 
 import enum
 import functools
-import importlib.metadata
 import inspect
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import MISSING as DC_MISSING
-from dataclasses import field, make_dataclass
-from types import UnionType
-from typing import Annotated, Any, Optional, TypeVar, Union, get_args, get_origin
+from typing import Any, TypeVar
 
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import initschema
 
+from ._hydra_configs import (
+    ENTRY_POINTS,
+    GENERATED,
+    GROUP,
+    config_name,
+    load_entry_points,
+    register_configs,
+    structured_config,
+    target_of,
+)
+from ._hydra_origins import annotate, split_path
 from .cfg import InitCfg, parse_init_cfg
-from .errors import InitCfgError, Problem, join_path, literal_choices
-from .initializers import Initializer, target_names
-from .registry import WEIGHT_INITIALIZERS, option_name
+from .errors import InitCfgError, Problem, join_path
+from .registry import option_name
 
 __all__ = [
     "ENTRY_POINTS",
     "GROUP",
     "INIT_CFG_KEYS",
+    "JobConfigError",
     "annotate",
     "config_errors",
     "config_name",
@@ -53,6 +64,7 @@ __all__ = [
     "load_entry_points",
     "main",
     "option_name",
+    "plan_rules",
     "register_configs",
     "structured_config",
     "target_of",
@@ -63,117 +75,16 @@ __all__ = [
 
 logger = logging.getLogger("initschema")
 
-GROUP = "init"
-"""The config group holding one option per initializer type."""
-
 TaskT = TypeVar("TaskT", bound=Callable[..., Any])
 
 
-def _scalar(annotation: Any) -> tuple[type | None, bool]:
-    """(float, str or bool, whether None is allowed) for such fields, else (None, _)."""
-    args = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
-    nullable = type(None) in args
-    bases = {get_args(a)[0] if get_origin(a) is Annotated else a for a in args}
-    bases.discard(type(None))
-    scalar = next(iter(bases)) if len(bases) == 1 and bases <= {float, str, bool} else None
-    return scalar, nullable
-
-
-@functools.cache
-def structured_config(cls: type[Initializer]) -> type:
-    """A dataclass with ``cls``'s fields for Hydra's ConfigStore (generated, not hand-written).
-
-    It and its Enums are attributes of this module under stable names
-    (``NormalInitConfig``, ``KaimingMode``), so composed configs, their containers and
-    the typed rules pickle, and a child process finds them again (for a user initializer,
-    once the module that registers it is imported there).
-    """
-    fields: list[tuple[str, Any, Any]] = [
-        ("_target_", str, field(default=target_of(cls))),
-        ("type", str, field(default=cls.type_name)),
-    ]
-    for name, info in cls.model_fields.items():
-        default = DC_MISSING if info.is_required() else info.default
-        if default == ():
-            default = None
-        choices = literal_choices(info.annotation)
-        scalar, nullable = _scalar(info.annotation)
-        kind: Any = Any
-        if choices and not any(c in _ENUM_RESERVED for c in choices):
-            kind = _public(
-                enum.Enum(
-                    f"{cls.type_name}{name.title().replace('_', '')}",
-                    {c: c for c in choices},
-                    type=str,
-                    module=__name__,
-                )
-            )
-            default = kind(default)
-        elif choices:  # a choice Enum cannot have as a member name: checked on validation
-            kind = str
-        elif scalar is not None:
-            kind = Optional[scalar] if nullable else scalar  # noqa: UP045 (OmegaConf 2.3 needs it)
-        value = "???" if default is DC_MISSING else default
-        fields.append((name, kind, field(default=value)))
-    generated: type = _public(make_dataclass(config_name(cls.type_name), fields))
-    return generated
-
-
-_ENUM_RESERVED = frozenset({"mro"})
-"""Names an Enum member cannot have (``match: mro``)."""
-
-
-def config_name(type_name: str) -> str:
-    """The generated dataclass of an initializer type: ``Normal`` → ``NormalInitConfig``."""
-    return f"{type_name}InitConfig"
-
-
-def target_of(cls: type) -> str:
-    """What ``_target_`` names ``cls`` by in generated configs: ``initschema.NormalInit``
-    for the package's own classes, else the class's module and qualified name."""
-    return target_names(cls)[0]
-
-
-def _public(generated: Any) -> Any:
-    """Make a generated class an attribute of this module under its own name (pickle looks
-    classes up by module and qualified name)."""
-    generated.__module__ = __name__
-    generated.__qualname__ = generated.__name__
-    globals()[generated.__name__] = generated
-    return generated
-
-
 def __getattr__(name: str) -> Any:
-    """Generated classes of initializers registered since this module was imported (a
-    child process unpickling a config asks for them by name)."""
+    """Generated classes by name (``NormalInitConfig``, ``KaimingMode``), including those of
+    initializers registered since this module was imported."""
     register_configs()
-    if name in globals():
-        return globals()[name]
+    if name in GENERATED:
+        return GENERATED[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-ENTRY_POINTS = "initschema.initializers"
-"""The entry point group through which a package registers its own initializers: each
-entry names a module to import (``scaled = mypkg.inits``); Hydra apps then know them
-before composing, in every process (the plugin and :func:`register_configs` load them)."""
-
-
-@functools.cache
-def load_entry_points() -> None:
-    """Import the modules of the ``initschema.initializers`` entry point group, once."""
-    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
-        entry.load()
-
-
-def register_configs(store: Any = None) -> None:
-    """Store one option per registered initializer in group ``init`` (call again after
-    registering your own initializers; :func:`main` does)."""
-    from hydra.core.config_store import ConfigStore
-
-    load_entry_points()
-    store = store or ConfigStore.instance()
-    for type_name, cls in WEIGHT_INITIALIZERS.items():
-        store.store(group=GROUP, name=option_name(type_name), node=structured_config(cls))
 
 
 INIT_CFG_KEYS: tuple[str, ...] = ("init_cfg",)
@@ -200,9 +111,16 @@ def init_cfg_paths(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> list[str]:
     return [path for path, _, _ in _init_cfg_nodes(cfg, "", keys)]
 
 
-def _plain(parent: Any, key: Any, path: str, problems: list[Problem]) -> Any:
+_DEPTH = 64
+"""Deeper values than this (a resolver's output) are no rule: refused at their path."""
+
+
+def _plain(parent: Any, key: Any, path: str, problems: list[Problem], depth: int = 0) -> Any:
     """The resolved Python value of ``parent[key]``; every ``???`` and broken interpolation
     in it becomes a problem at its full config path."""
+    if depth > _DEPTH:
+        problems.append(Problem(path, f"the value is nested more than {_DEPTH} levels deep."))
+        return None
     if OmegaConf.is_missing(parent, key):
         problems.append(
             Problem(path, f"no value given (???); set it, e.g. on the command line: {path}=...")
@@ -219,81 +137,47 @@ def _plain(parent: Any, key: Any, path: str, problems: list[Problem]) -> Any:
         )
         return None
     if isinstance(value, DictConfig):
-        return {k: _plain(value, k, join_path(path, str(k)), problems) for k in value.keys()}
+        keys = value.keys()
+        return {k: _plain(value, k, join_path(path, str(k)), problems, depth + 1) for k in keys}
     if isinstance(value, ListConfig):
-        return [_plain(value, i, join_path(path, i), problems) for i in range(len(value))]
+        items = range(len(value))
+        return [_plain(value, i, join_path(path, i), problems, depth + 1) for i in items]
+    if isinstance(value, list | tuple | dict):  # a resolver's output, in a typed node
+        return _nested(value, path, problems, depth)
     return value.value if isinstance(value, enum.Enum) else value
 
 
-def _hydra_node(cfg: Any) -> Any:
-    if isinstance(cfg, DictConfig) and "hydra" in cfg:
-        return cfg.hydra
-    from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.get() if HydraConfig.initialized() else None
-
-
-def _origin(path: str, hydra_node: Any) -> str:
-    """Where the value at ``path`` came from: a command-line override or a group option."""
-    if hydra_node is None:
-        return ""
-    overrides: list[str] = OmegaConf.to_container(hydra_node.overrides.task)  # type: ignore[assignment]
-    # An override at the value or above it set it; overrides below it (u.a=1 u.b=0 for a
-    # problem of the rule u) are what made it wrong.
-    given = [
-        override
-        for override in overrides
-        if "@" not in (key := override.split("=", 1)[0].lstrip("+~"))
-        and (path == key or path.startswith(key + ".") or key.startswith(path + "."))
-    ]
-    if given:
-        return f"set on the command line: {', '.join(given)}"
-    best_package, label = "", ""
-    for choice, option in hydra_node.runtime.choices.items():
-        group, _, package = choice.partition("@")
-        package = package or group.replace("/", ".")
-        inside = path == package or path.startswith(package + ".")
-        if option is not None and inside and len(package) > len(best_package):
-            best_package, label = package, f"{group}/{option}"
-    return f"rule composed from {label}" if label else ""
-
-
-def annotate(error: InitCfgError, cfg: Any = None) -> InitCfgError:
-    """The same problems, each followed by where Hydra says its value came from."""
-    node = _hydra_node(cfg)
-    problems = []
-    for problem in error.problems:
-        where = [_origin(problem.path, node), _interpolation(cfg, problem.path)]
-        origin = "; ".join(w for w in where if w)
-        problems.append(
-            Problem(problem.path, f"{problem.message} [{origin}]") if origin else problem
-        )
-    return InitCfgError(problems)
-
-
-def _interpolation(cfg: Any, path: str) -> str:
-    """``value from ${lr_std}`` when the value at ``path`` is an interpolation."""
-    node = cfg
-    try:
-        for part in _split(path):
-            node = node._get_node(part)
-    except Exception:  # no such node (a path inside a typed object), or no config at all
-        return ""
-    raw = node._value() if hasattr(node, "_value") else None
-    return f"value from {raw}" if isinstance(raw, str) and raw.startswith("${") else ""
+def _nested(value: Any, path: str, problems: list[Problem], depth: int) -> Any:
+    """``value`` when no deeper than the limit, else None and a problem at ``path``."""
+    stack = [(value, depth)]
+    while stack:
+        item, level = stack.pop()
+        if level > _DEPTH:
+            problems.append(Problem(path, f"the value is nested more than {_DEPTH} levels deep."))
+            return None
+        if isinstance(item, list | tuple):
+            stack += [(child, level + 1) for child in item]
+        elif isinstance(item, dict):
+            stack += [(child, level + 1) for child in item.values()]
+    return value
 
 
 def validate(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> dict[str, InitCfg]:
     """Typed rules for every ``init_cfg`` node (every node under one of ``keys``) of a
     composed config, keyed by config path.
 
-    Resolves interpolations; a ``???``, a broken interpolation or an invalid rule is an
-    :class:`InitCfgError` naming the config path and, when Hydra knows it, the group
-    option or command-line override the value came from.
+    Resolves interpolations in those nodes only; a ``???``, a broken interpolation or an
+    invalid rule is an :class:`InitCfgError` naming the config path and, when Hydra knows
+    it, the command-line override or the config file its value came from.
     """
+    return _validate(cfg, cfg, "", keys)
+
+
+def _validate(root: Any, node: Any, at: str, keys: Sequence[str]) -> dict[str, InitCfg]:
+    """:func:`validate` for the nodes under ``node`` (at config path ``at`` of ``root``)."""
     problems: list[Problem] = []
     found: dict[str, InitCfg] = {}
-    for path, parent, key in _init_cfg_nodes(cfg, "", keys):
+    for path, parent, key in _init_cfg_nodes(node, at, keys):
         unresolved: list[Problem] = []
         value = _plain(parent, key, path, unresolved)
         problems += unresolved
@@ -307,7 +191,7 @@ def validate(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> dict[str, InitCfg
         if not unresolved:
             found[path] = init_cfg
     if problems:
-        raise annotate(InitCfgError(problems), cfg)
+        raise annotate(InitCfgError(problems), root)
     return found
 
 
@@ -319,15 +203,28 @@ def typed_container(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> Any:
     plain: dict[str, Any] = {}
     for key in cfg.keys():
         if key != "hydra":  # Hydra's own node holds run-time interpolations
-            child = cfg._get_node(key)
-            container = isinstance(child, DictConfig | ListConfig)
-            plain[key] = (
-                OmegaConf.to_container(child, resolve=True, enum_to_str=True)
-                if container
-                else cfg[key]
-            )
+            plain[key] = _resolved(cfg, key, str(key))
+    return _with_typed(plain, typed, "")
+
+
+def _resolved(parent: Any, key: Any, path: str) -> Any:
+    """``parent[key]`` as plain Python, resolved; an interpolation that does not resolve
+    is an :class:`InitCfgError` at its path."""
+    try:
+        child = parent._get_node(key)
+        if isinstance(child, DictConfig | ListConfig):
+            return OmegaConf.to_container(child, resolve=True, enum_to_str=True)
+        return parent[key]
+    except OmegaConfBaseException as error:
+        where = join_path(path, *split_path(error.full_key or "")[len(split_path(path)) :])
+        raise InitCfgError.single(where, f"cannot resolve: {str(error).splitlines()[0]}") from None
+
+
+def _with_typed(plain: Any, typed: dict[str, InitCfg], at: str) -> Any:
+    """``plain`` (the container of config path ``at``) with its init_cfg nodes typed."""
+    skip = len(split_path(at)) if at else 0
     for path, init_cfg in typed.items():
-        *parents, last = _split(path)
+        *parents, last = split_path(path)[skip:]
         node: Any = plain
         for part in parents:
             node = node[part]
@@ -335,14 +232,10 @@ def typed_container(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> Any:
     return plain
 
 
-def _split(path: str) -> list[str | int]:
-    return [int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", path)]
-
-
 @contextmanager
 def config_errors(cfg: Any) -> Iterator[None]:
     """Re-raise an :class:`~initschema.InitCfgError` from inside the block with each
-    problem's origin in ``cfg`` (the command-line override or group option its value came
+    problem's origin in ``cfg`` (the command-line override or config file its value came
     from): for compiling a model built from ``cfg``, whose rules carry config paths."""
     try:
         yield
@@ -364,11 +257,13 @@ def instantiate_and_plan(
     is built on the meta device (no memory, no default initialization); allocate and
     initialize it with :func:`initschema.materialize`.
 
-    ``cfg`` is the composed config ``node`` belongs to (by default, its root). Every
-    ``init_cfg`` is validated first; then what only the model can tell — an override
-    naming a submodule it lacks, a missing checkpoint, a wrong ``prefix``, shapes that do
-    not fit — is an :class:`~initschema.InitCfgError` whose problems name the config
-    path (``model.init_cfg.zero.override.heads.name``) and where its value came from.
+    ``cfg`` is the composed config ``node`` belongs to (by default, its root); only
+    ``node`` is resolved (a ``???`` or an interpolation elsewhere in ``cfg`` is not its
+    business). Every ``init_cfg`` under ``node`` is validated first; then what only the
+    model can tell — an override naming a submodule it lacks, a missing checkpoint, a
+    wrong ``prefix``, shapes that do not fit — is an :class:`~initschema.InitCfgError`
+    whose problems name the config path (``model.init_cfg.zero.override.heads.name``)
+    and where its value came from.
 
     >>> model, plan = initschema.hydra.instantiate_and_plan(cfg.model, cfg)
     >>> plan.execute()
@@ -379,10 +274,16 @@ def instantiate_and_plan(
 
     root = cfg if cfg is not None else node._get_root()
     full_key = node._get_full_key(None) if node is not root else ""
-    spec: Any = typed_container(root, keys)
-    for part in _split(full_key) if full_key else ():
-        spec = spec[part]
+    typed = _validate(root, node, full_key, keys)
     with config_errors(root):
+        if full_key:
+            *parents, last = split_path(full_key)
+            parent = root
+            for part in parents:
+                parent = parent._get_node(part)
+            spec = _with_typed(_resolved(parent, last, full_key), typed, full_key)
+        else:
+            spec = typed_container(root, keys)
         if meta:
             import torch
 
@@ -394,17 +295,60 @@ def instantiate_and_plan(
         return model, initschema.compile_plan(model, strict=strict, log=log)
 
 
+def plan_rules(
+    model: Any,
+    cfg: Any,
+    key: str,
+    *,
+    strict: bool | None = None,
+    log: bool = True,
+) -> Any:
+    """The plan of the rules at config path ``key`` of ``cfg`` for ``model``: for a plain
+    ``nn.Module`` (timm, Hugging Face, your own) that takes no ``init_cfg``. Resolves only
+    that node; problems name their config path (``init_rules.head.std``) and where the
+    value came from.
+
+    >>> model = hydra.utils.instantiate(cfg.model)
+    >>> plan = initschema.hydra.plan_rules(model, cfg, "init_rules")
+    >>> plan.execute()
+    """
+    *parents, last = split_path(key)
+    parent = cfg
+    with config_errors(cfg):
+        for part in parents:
+            found = isinstance(parent, DictConfig) and part in parent.keys()
+            parent = parent._get_node(part) if found else None
+        if not isinstance(parent, DictConfig) or last not in parent.keys():
+            raise InitCfgError.single(key, f"the config has no {key!r}; add the rules there.")
+        problems: list[Problem] = []
+        value = _plain(parent, last, key, problems)
+        if problems:
+            raise InitCfgError(problems)
+        return initschema.compile_plan(model, value, path=key, strict=strict, log=log)
+
+
+class JobConfigError(InitCfgError, CompactHydraException):
+    """The :class:`~initschema.InitCfgError` a :func:`validated` task raises inside a Hydra
+    job: it fails that job (callbacks see it, a sweep goes on), and Hydra prints it as
+    ``Error in config PATH: …`` lines, without a traceback."""
+
+    def __str__(self) -> str:
+        return "\n".join(f"Error in config {problem}" for problem in self.problems)
+
+
 def validated(task: TaskT | None = None, *, keys: Sequence[str] = INIT_CFG_KEYS) -> Any:
     """Wrap a Hydra task function so that every ``init_cfg`` of its config is validated
     when the task starts (under plain ``@hydra.main``, hydra-zen's ``zen``, or any
     launcher: it runs inside each job).
 
     A bad config (or an :class:`~initschema.InitCfgError` the task raises, e.g. from
-    :func:`instantiate_and_plan`) logs ``Error in config PATH: …`` for each problem on the
-    ``initschema`` logger (the job's log file gets them) and then, in a ``-m`` sweep, raises
-    :class:`~initschema.InitCfgError`: that job fails, the others run, and the sweep ends
-    non-zero. In a single run it writes the same lines to standard error and exits with
-    status 1, without a traceback.
+    :func:`instantiate_and_plan`) fails the job, never the process: inside a Hydra job it
+    writes ``Error in config PATH: …`` for each problem to the job's log file and raises
+    :class:`JobConfigError` (an ``InitCfgError``), which Hydra's callbacks see
+    (``on_job_end``, status ``FAILED``) and Hydra prints without a traceback (a single
+    run exits with status 1; a sweep runs its other jobs and ends non-zero). Called
+    outside a Hydra job (a test calling the task with a composed config), it raises the
+    ``InitCfgError`` itself.
 
     >>> @hydra.main(config_path="conf", config_name="config", version_base="1.3")
     ... @initschema.hydra.validated
@@ -417,27 +361,46 @@ def validated(task: TaskT | None = None, *, keys: Sequence[str] = INIT_CFG_KEYS)
             try:
                 validate(cfg, keys)
                 # What only the model can tell (instantiate_and_plan inside the task)
-                # ends the job the same way.
+                # fails the job the same way.
                 return task(cfg, *args, **kwargs)
             except InitCfgError as error:
-                for problem in error.problems:
-                    logger.error("Error in config %s", problem)
-                if _in_sweep():
+                if not _in_hydra_job():
                     raise
-                for problem in error.problems:
-                    print(f"Error in config {problem}", file=sys.stderr)
-                raise SystemExit(1) from None
+                _to_log_files(error)
+                raise JobConfigError(error.problems) from None
 
         return run  # type: ignore[return-value]
 
     return decorate(task) if task is not None else decorate
 
 
-def _in_sweep() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+def _in_hydra_job() -> bool:
+    """Whether Hydra's ``run_job`` is running the caller (HydraConfig outlives a run)."""
+    from hydra.core.utils import run_job
 
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is run_job.__code__:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+def _to_log_files(error: InitCfgError) -> None:
+    """The problems to the log files of the ``initschema`` logger's handlers (the job's
+    log file): the terminal gets them once, from Hydra."""
+    handlers: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        handlers += current.handlers
+        current = current.parent if current.propagate else None
+    for handler in handlers:
+        if isinstance(handler, logging.FileHandler) and handler.level <= logging.ERROR:
+            for problem in error.problems:
+                record = logger.makeRecord(
+                    logger.name, logging.ERROR, __file__, 0, "Error in config %s", (problem,), None
+                )
+                handler.handle(record)
 
 
 def main(

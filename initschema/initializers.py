@@ -10,6 +10,7 @@ described, and the same models produce the JSON Schema and the Hydra configs.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Annotated, Any, ClassVar, Literal
@@ -83,6 +84,31 @@ class Initializer(BaseModel):
             name = type(self).type_name or type(self).__name__
             path = CONFIG_PATH.get() or name
             raise InitCfgError(problems_from_validation(error, type(self), name, path)) from None
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+
+        # Tools that read a class's __init__ (hydra-zen's builds(populate_full_signature=
+        # True)) see the fields, not the **data of the shared __init__ above.
+        def __init__(self: Initializer, **data: Any) -> None:
+            Initializer.__init__(self, **data)
+
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        fields = [
+            inspect.Parameter(
+                name,
+                keyword,
+                annotation=info.annotation,
+                default=inspect.Parameter.empty if info.is_required() else info.default,
+            )
+            for name, info in cls.model_fields.items()
+        ]
+        self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        __init__.__signature__ = inspect.Signature([self_param, *fields])  # type: ignore[attr-defined]
+        __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+        cls.__init__ = __init__  # type: ignore[method-assign]
+        cls.__signature__ = inspect.Signature(fields)
 
     @field_validator("override", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .compiler import compile_plan
+from .compiler import compile_plan, is_base_module
 from .errors import InitUsageError
 from .lints import unwritten_meta
 from .placement import is_sharded, local_box
@@ -56,6 +56,13 @@ def materialize(
     write its module's tensors) that left it.
     """
     if plan is None:
+        if not is_base_module(model):
+            raise InitUsageError(
+                f"materialize(model) without plan= plans model.init_weights(), which needs "
+                f"an initschema.BaseModule, got {type(model).__name__}; compile the rules "
+                f"first and pass them: materialize(model, device, "
+                f"plan=initschema.compile_plan(model, init_cfg))."
+            )
         plan = compile_plan(model)
     elif plan.module is not model:
         raise InitUsageError(

@@ -25,6 +25,8 @@ once the config is composed and resolved.
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import json
 from typing import Any
 
@@ -32,7 +34,13 @@ from . import builtin_initializers  # noqa: F401  (registers the built-ins)
 from .initializers import Initializer, WeightInit, target_names
 from .registry import WEIGHT_INITIALIZERS, option_name
 
-__all__ = ["hydra_rule_schema", "hydra_strategy_schema", "init_cfg_schema"]
+__all__ = [
+    "ENTRY_POINTS",
+    "hydra_rule_schema",
+    "hydra_strategy_schema",
+    "init_cfg_schema",
+    "load_entry_points",
+]
 
 Schema = dict[str, Any]
 
@@ -357,8 +365,23 @@ def _defs() -> dict[str, Schema]:
     return {**defs, **field_defs}
 
 
+ENTRY_POINTS = "initschema.initializers"
+"""The entry point group through which a package registers its own initializers: each
+entry names a module to import (``scaled = mypkg.inits``); the schema, the Hydra ``init``
+group and every process of a Hydra app then know them (the plugin loads them)."""
+
+
+@functools.cache
+def load_entry_points() -> None:
+    """Import the modules of the ``initschema.initializers`` entry point group, once."""
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        entry.load()
+
+
 def _document(title: str, body: Schema) -> Schema:
-    """A schema document holding the definitions ``body`` uses, directly or not."""
+    """A schema document holding the definitions ``body`` uses, directly or not (every
+    registered initializer, those of installed packages' entry points included)."""
+    load_entry_points()
     defs = _defs()
     used: list[str] = []
     stack: list[Any] = [body]

@@ -70,11 +70,12 @@ def test_train_bad_value(tmp_path: Path) -> None:
     """A bad value exits non-zero before the model is built, naming the path."""
     result = _train(tmp_path, "model.init_cfg.head.std=-1")
     assert result.returncode == 1
-    assert result.stderr.startswith(
-        "Error in config model.init_cfg.head.std: std should be greater than or equal to 0, "
-        "got -1.0. [set on the command line: model.init_cfg.head.std=-1]"
+    assert (
+        "\nError in config model.init_cfg.head.std: std should be greater than or equal to 0, "
+        "got -1.0. [set on the command line: model.init_cfg.head.std=-1]\n" in result.stderr
     )
-    assert "Built" not in result.stdout
+    assert "Traceback" not in result.stderr and result.stderr.count("Error in config") == 1
+    assert "Built" not in result.stdout and "Error in config" not in result.stdout
 
 
 def test_train_bad_enum(tmp_path: Path) -> None:

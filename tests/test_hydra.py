@@ -3,6 +3,7 @@ bad values fail at compose or load time with their exact config path."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
@@ -337,7 +338,7 @@ class TestBadConfigs:
     def test_origin_of_a_group_value(self) -> None:
         """Load-time errors name the group option the rule came from."""
         message = _error_text(["experiment=resnet_finetune"])
-        assert "[rule composed from init/backbone_pretrained]" in message
+        assert "[set in pkg://initschema.conf/init/backbone_pretrained.yaml]" in message
 
     def test_command_line_values_below_the_problem(self) -> None:
         """A rule made wrong by two command-line values names both, not its group option."""
@@ -464,16 +465,39 @@ class TestTargetRules:
             {"fc": dict(type="Normal", std=0.02, layer=["Linear"])}
         )
 
-    def test_validated_under_zen(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """validated wraps a hydra-zen task (zen(task)) and stops it on a bad init_cfg."""
+    def test_hydra_zen_full_signature(self) -> None:
+        """builds(..., populate_full_signature=True) carries every field of the rule, so an
+        override of any of them works and instantiates the typed rule."""
+        zen = pytest.importorskip("hydra_zen")
+        conf = zen.builds(ins.KaimingInit, populate_full_signature=True)
+        names = [f.name for f in dataclasses.fields(conf)]
+        assert names == ["_target_", *ins.KaimingInit.model_fields]
+        assert zen.instantiate(conf, mode="fan_in", a=1.0) == ins.KaimingInit(mode="fan_in", a=1.0)
+        required = zen.builds(ins.PretrainedInit, populate_full_signature=True)
+        assert OmegaConf.is_missing(OmegaConf.structured(required), "checkpoint")
+
+    def test_to_object_rules_validate(self) -> None:
+        """OmegaConf.to_object gives the generated dataclasses; they are rules as the
+        composed config is."""
+        cfg = _compose(["model=mlp", "init_strategy@model.init_cfg=resnet_kaiming"])
+        objects = OmegaConf.to_object(cfg.model)
+        assert type(objects["init_cfg"]["convs"]).__name__ == "KaimingInitConfig"
+        expected = ins_hydra.validate(cfg)["model.init_cfg"]
+        assert ins.parse_init_cfg(objects["init_cfg"], "model.init_cfg") == expected
+        wrapped = OmegaConf.create({"model": {"init_cfg": objects["init_cfg"]}})
+        assert ins_hydra.validate(wrapped)["model.init_cfg"] == expected
+
+    def test_validated_under_zen(self) -> None:
+        """validated wraps a hydra-zen task (zen(task)); called outside a Hydra job, a bad
+        init_cfg raises InitCfgError (no SystemExit: the caller decides)."""
         zen = pytest.importorskip("hydra_zen")
         task = ins_hydra.validated(zen.zen(lambda net: net["init_cfg"]["fc"]["std"]))
         good = OmegaConf.create({"net": {"init_cfg": {"fc": {"type": "Normal", "std": 0.5}}}})
         assert task(good) == 0.5
-        with pytest.raises(SystemExit) as info:
+        with pytest.raises(ins.InitCfgError) as info:
             task(OmegaConf.create({"net": {"init_cfg": {"fc": {"type": "Normal", "std": -1}}}}))
-        assert info.value.code == 1
-        assert capsys.readouterr().err.startswith("Error in config net.init_cfg.fc.std: std")
+        assert type(info.value) is ins.InitCfgError
+        assert str(info.value).startswith("net.init_cfg.fc.std: std should be greater than")
 
     def test_instantiate_rule_and_model(self) -> None:
         """instantiate turns a composed rule into the typed initializer, and builds a model
@@ -523,10 +547,18 @@ class TestValidatedTask:
         """Under plain @hydra.main, a bad init_cfg stops the task: clean lines, status 1."""
         result = _run_app(_app(tmp_path, "@ins_hydra.validated"), "net.init_cfg.fc.std=-1")
         assert result.returncode == 1
-        assert result.stderr.startswith(
-            "Error in config net.init_cfg.fc.std: std should be greater than or equal to 0"
+        lines = result.stderr.splitlines()
+        assert lines[0] == "Error executing job with overrides: ['net.init_cfg.fc.std=-1']"
+        assert lines[1] == (
+            "Error in config net.init_cfg.fc.std: std should be greater than or equal to 0, "
+            "got -1.0. [set on the command line: net.init_cfg.fc.std=-1]"
         )
+        assert len(lines) <= 4, lines
         assert "Traceback" not in result.stderr and "ran with" not in result.stdout
+        # Once on the terminal (Hydra's line); the job's log file keeps it too.
+        assert "Error in config" not in result.stdout
+        (log,) = tmp_path.glob("outputs/*/*/app.log")
+        assert "Error in config net.init_cfg.fc.std: std should be" in log.read_text()
 
     def test_sweep_runs_every_good_job(self, tmp_path: Path) -> None:
         """-m with a bad job in the middle: the others run, its log has the error, and the
@@ -631,25 +663,29 @@ class TestErrorsOnTheWay:
         again = pickle.loads(pickle.dumps(error))
         assert again.problems == error.problems and str(again) == str(error)
 
-    def test_model_errors_in_a_validated_task(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """An InitCfgError the task raises (instantiate_and_plan) ends a run cleanly too."""
+    def test_model_errors_in_a_validated_task(self) -> None:
+        """An InitCfgError the task raises (instantiate_and_plan) comes out of a validated
+        task called outside Hydra as itself, with its path and origin, once."""
 
         def task(cfg: Any) -> None:
             ins_hydra.instantiate_and_plan(cfg.model, cfg)
 
         cfg = _compose(["model.init_cfg.head.override={nope:{}}"])
-        with pytest.raises(SystemExit) as info:
+        with pytest.raises(ins.InitCfgError) as info:
             ins_hydra.validated(task)(cfg)
-        assert info.value.code == 1
-        err = capsys.readouterr().err
-        assert err.startswith("Error in config model.init_cfg.head.override.nope.name:")
-        assert "Traceback" not in err
+        assert str(info.value) == (
+            "model.init_cfg.head.override.nope.name: the root module (Classifier) has no "
+            "attribute 'nope'; its submodules are backbone, head. "
+            "[set on the command line: model.init_cfg.head.override={nope:{}}]"
+        )
 
     def test_interpolated_value_names_its_source(self) -> None:
-        """A bad value that came through an interpolation says which."""
+        """A bad value that came through an interpolation says which, and where the
+        interpolated value was set."""
         message = _error_text(["+lr_std=-0.5", "model.init_cfg.head.std=${lr_std}"])
         assert message.endswith(
-            "[set on the command line: model.init_cfg.head.std=${lr_std}; value from ${lr_std}]"
+            "[set on the command line: model.init_cfg.head.std=${lr_std}; value from ${lr_std} "
+            "(set on the command line: +lr_std=-0.5)]"
         )
 
     def test_readme_app_config(self, tmp_path: Path) -> None:
@@ -665,3 +701,194 @@ class TestErrorsOnTheWay:
             assert result.returncode == 0, result.stderr
             composed = OmegaConf.create(result.stdout)
             assert ins_hydra.validate(composed)["model.init_cfg"].rules[-1].name == "cls"
+
+
+class TestResolvesOnlyWhatItNeeds:
+    def test_unrelated_missing_and_env_values(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """instantiate_and_plan(cfg.model, cfg) builds the model although another key is ???
+        and another reads an environment variable that is not set."""
+        monkeypatch.delenv("WANDB_DIR", raising=False)
+        cfg = _compose(["model=mlp", "+data_dir=???", "+logs=${oc.env:WANDB_DIR}"])
+        model, plan = ins_hydra.instantiate_and_plan(cfg.model, cfg)
+        assert type(model).__name__ == "Classifier" and plan.actions
+        with pytest.raises(OmegaConfBaseException):
+            OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+    def test_model_node_interpolation_that_does_not_resolve(self) -> None:
+        """An interpolation inside the model node that cannot resolve names its path."""
+        cfg = _compose(["model=mlp", "+model.width=${nowhere}"])
+        with pytest.raises(ins.InitCfgError, match=r"^model.width: cannot resolve: "):
+            ins_hydra.instantiate_and_plan(cfg.model, cfg)
+
+    def test_deeply_nested_resolver_output(self) -> None:
+        """A resolver returning a list nested 5,000 deep is an InitCfgError at its path,
+        not a RecursionError."""
+
+        def deep() -> list[Any]:
+            nested: list[Any] = []
+            for _ in range(5000):
+                nested = [nested]
+            return nested
+
+        OmegaConf.register_new_resolver("initschema_test_deep", deep, replace=True)
+        cfg = OmegaConf.create(
+            {"m": {"init_cfg": {"a": {"type": "Normal", "layer": "${initschema_test_deep:}"}}}}
+        )
+        with pytest.raises(ins.InitCfgError) as info:
+            ins_hydra.validate(cfg)
+        assert str(info.value) == (
+            "m.init_cfg.a.layer: the value is nested more than 64 levels deep. "
+            "[value from ${initschema_test_deep:}]"
+        )
+
+
+class _Plain(torch.nn.Module):
+    """A model that takes no init_cfg (timm, Hugging Face style)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Linear(4, 8)
+        self.head = torch.nn.Linear(8, 2)
+
+
+class TestPlainModules:
+    def _cfg(self, *overrides: str) -> Any:
+        return _compose(
+            [
+                "model=mlp",
+                "+init@init_rules.linears=linear_normal",
+                "+init@init_rules.head=zero_head",
+                *overrides,
+            ]
+        )
+
+    def test_rules_under_a_key(self) -> None:
+        """plan_rules(model, cfg, key) plans the rules at a config key for a plain
+        nn.Module (no init_cfg argument), as compile_plan(model, rules) would."""
+        cfg = self._cfg()
+        model = _Plain()
+        plan = ins_hydra.plan_rules(model, cfg, "init_rules")
+        rules = OmegaConf.to_container(cfg.init_rules, resolve=True, enum_to_str=True)
+        expected = ins.compile_plan(model, rules, path="init_rules")
+        assert plan.to_dict() == expected.to_dict()
+        sources = {a["source"] for a in plan.to_dict()["actions"]}
+        assert sources == {"init_rules.linears", "init_rules.head.override.head"}
+
+    def test_errors_name_the_key_and_origin(self) -> None:
+        """A bad value under the key names its config path and where it was set."""
+        cfg = self._cfg("init_rules.linears.std=-3")
+        model = torch.nn.Linear(2, 2)
+        with pytest.raises(ins.InitCfgError) as info:
+            ins_hydra.plan_rules(model, cfg, "init_rules")
+        assert str(info.value) == (
+            "init_rules.linears.std: std should be greater than or equal to 0, got -3.0. "
+            "[set on the command line: init_rules.linears.std=-3]"
+        )
+
+    def test_missing_key(self) -> None:
+        """A key the config lacks says so."""
+        for key in ("nope", "a.b", "seed.x", "model.nope"):
+            with pytest.raises(ins.InitCfgError) as info:
+                ins_hydra.plan_rules(torch.nn.Linear(2, 2), self._cfg(), key)
+            assert str(info.value) == f"{key}: the config has no {key!r}; add the rules there."
+        with pytest.raises(ins.InitCfgError, match=r"^rules: no value given \(\?\?\?\)"):
+            ins_hydra.plan_rules(torch.nn.Linear(2, 2), self._cfg("+rules=???"), "rules")
+
+
+class TestStrategyFromPython:
+    def test_gpt2_with_its_parameter(self) -> None:
+        """ins.strategy('gpt2', n_layer=12) gives the file's rules, n_layer in place: the
+        same rules an app composing the strategy for a 12-layer model validates."""
+        rules = ins.strategy("gpt2", n_layer=12)
+        assert [r.name for r in rules] == ["linears", "embeddings", "norms", "residual"]
+        residual = rules.rules[-1].init
+        assert isinstance(residual, ins.NormalInit)
+        assert (residual.std, residual.n_layers, residual.params) == (
+            0.02,
+            12,
+            ("**.c_proj.weight",),
+        )
+        cfg = _compose(["model=gpt", "init_strategy@model.init_cfg=gpt2", "model.n_layer=12"])
+        composed = ins_hydra.validate(cfg)["model.init_cfg"]
+        assert [r.init for r in rules] == [r.init for r in composed]
+
+    def test_plans_a_plain_model(self) -> None:
+        """The rules plan a plain nn.Module with compile_plan(model, rules)."""
+        plan = ins.compile_plan(_Plain(), ins.strategy("vit_timm"))
+        assert {a["source"] for a in plan.to_dict()["actions"]} == {"vit_timm.linears"}
+
+    def test_missing_value_parameter(self) -> None:
+        """A ??? of the file is a parameter (output.std as output_std), required."""
+        assert ins.strategy("llama_torchtitan", output_std=0.125).rules[4].init.std == 0.125
+        with pytest.raises(ins.InitCfgError) as info:
+            ins.strategy("llama_torchtitan")
+        assert str(info.value) == (
+            "output_std: strategy 'llama_torchtitan' needs output_std=... (it sets output.std)."
+        )
+
+    def test_unknown_strategy_lists_the_available(self) -> None:
+        """An unknown name lists every shipped strategy."""
+        with pytest.raises(ins.InitCfgError) as info:
+            ins.strategy("gpt3")
+        shipped = ", ".join(p.stem for p in STRATEGY_FILES)
+        assert str(info.value) == (
+            f"strategy: no strategy 'gpt3'; did you mean 'gpt2'? available: {shipped}."
+        )
+
+    def test_unknown_and_ill_typed_parameters(self) -> None:
+        """A parameter the strategy does not take, or of the wrong type, is named."""
+        with pytest.raises(ins.InitCfgError, match=r"^x: strategy 'vit_timm' takes no "):
+            ins.strategy("vit_timm", x=1)
+        with pytest.raises(ins.InitCfgError) as info:
+            ins.strategy("gpt2", n_layer="twelve")
+        assert str(info.value).startswith("n_layer: n_layers must be")
+        assert str(info.value).endswith("got 'twelve'. (it sets residual.n_layers)")
+
+
+class TestOriginFiles:
+    def _conf(self, tmp_path: Path) -> Path:
+        conf = tmp_path / "conf"
+        (conf / "experiment").mkdir(parents=True)
+        (conf / "config.yaml").write_text(
+            "defaults:\n  - /init@model.init_cfg.body: linear_normal\n  - _self_\n"
+            "  - experiment: null\n"
+            "lr: -0.5\nmodel:\n  init_cfg:\n    body:\n      std: -1\n"
+        )
+        (conf / "experiment" / "interp.yaml").write_text(
+            "# @package _global_\nmodel:\n  init_cfg:\n    body:\n      std: ${lr}\n"
+        )
+        return conf
+
+    def test_primary_config_under_self(self, tmp_path: Path) -> None:
+        """A value conf/config.yaml sets under _self_ names that file, not the library
+        rule file it tweaks."""
+        conf = self._conf(tmp_path)
+        message = _error_text([], conf)
+        assert message == (
+            "model.init_cfg.body.std: std should be greater than or equal to 0, got -1.0. "
+            f"[set in {conf / 'config.yaml'}]"
+        )
+
+    def test_interpolation_names_both_files(self, tmp_path: Path) -> None:
+        """An interpolation: the file that wrote it, and the file that set its value."""
+        conf = self._conf(tmp_path)
+        message = _error_text(["experiment=interp"], conf)
+        assert message.endswith(
+            f"[set in {conf / 'experiment' / 'interp.yaml'}; value from ${{lr}} "
+            f"(set in {conf / 'config.yaml'})]"
+        )
+
+    def test_group_choice_is_no_command_line_value(self) -> None:
+        """model=llama picks a file: the value's origin is the file that set it, not the
+        override; llama_torchtitan's output std is a ??? to give (not the option's 1.0)."""
+        message = _error_text(["model=llama", "init_strategy@model.init_cfg=llama_torchtitan"])
+        assert message == (
+            "model.init_cfg.output.std: no value given (???); set it, e.g. on the command "
+            "line: model.init_cfg.output.std=... "
+            "[set in pkg://initschema.conf/init_strategy/llama_torchtitan.yaml]"
+        )
+
+    def test_library_file(self) -> None:
+        """A value no user file touched names the library file that set it."""
+        message = _error_text(["experiment=resnet_finetune"])
+        assert message.endswith("[set in pkg://initschema.conf/init/backbone_pretrained.yaml]")

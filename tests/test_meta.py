@@ -89,8 +89,14 @@ class TestMaterialize:
     def test_plain_module_needs_a_plan(self) -> None:
         with torch.device("meta"):
             model = nn.Linear(4, 4)
-        with pytest.raises(ins.InitUsageError, match=r"needs an initschema\.BaseModule"):
+        with pytest.raises(ins.InitUsageError) as info:
             ins.materialize(model, "cpu")
+        assert str(info.value) == (
+            "materialize(model) without plan= plans model.init_weights(), which needs an "
+            "initschema.BaseModule, got Linear; compile the rules first and pass them: "
+            "materialize(model, device, plan=initschema.compile_plan(model, init_cfg))."
+        )
+        assert model.weight.is_meta  # nothing allocated
         other = nn.Linear(4, 4)
         with pytest.raises(ins.InitUsageError, match="compiled for a Linear, not for"):
             ins.materialize(model, "cpu", plan=ins.compile_plan(other, RULES))

@@ -47,6 +47,7 @@ def test_design_contract_names() -> None:
         "register_initializer",
         "parse_init_cfg",
         "InitCfgError",
+        "strategy",
     ]:
         assert name in ins.__all__
     assert issubclass(ins.InitCfgError, ValueError)
