@@ -61,6 +61,9 @@ class Problem:
     message: str
 
     def __post_init__(self) -> None:
+        # A URL's password never reaches a terminal or a log, whoever wrote the message
+        # (an origin such as "set on the command line: …checkpoint=https://u:p@h/x").
+        object.__setattr__(self, "message", redact(self.message))
         # Every message is bounded, whatever a caller echoed into it.
         if len(self.message) > _MESSAGE_LIMIT:
             cut = len(self.message) - _MESSAGE_LIMIT

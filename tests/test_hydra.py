@@ -335,6 +335,23 @@ class TestBadConfigs:
         message = _error_text(["model.init_cfg.head.std=-1"])
         assert message.endswith("[set on the command line: model.init_cfg.head.std=-1]")
 
+    def test_origin_hides_a_url_password(self) -> None:
+        """A command-line origin quoting a checkpoint URL hides its credentials, as the
+        message before it does."""
+        cfg = _compose(
+            [
+                "+init@model.init_cfg.p=pretrained",
+                "model.init_cfg.p.checkpoint=ftp://alice:s3cret@host/x.pth",
+            ]
+        )
+        with pytest.raises(ins.InitCfgError) as info:
+            ins_hydra.instantiate_and_plan(cfg.model, cfg)
+        message = str(info.value)
+        assert "s3cret" not in message
+        assert message.endswith(
+            "[set on the command line: model.init_cfg.p.checkpoint=ftp://***@host/x.pth]"
+        )
+
     def test_origin_of_a_group_value(self) -> None:
         """Load-time errors name the group option the rule came from."""
         message = _error_text(["experiment=resnet_finetune"])
