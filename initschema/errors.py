@@ -5,13 +5,14 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 __all__ = [
     "InitCfgError",
+    "InitCfgTypeError",
     "InitSchemaError",
     "InitUsageError",
     "Problem",
@@ -35,6 +36,8 @@ class Problem:
 
     path: str
     message: str
+    wrong_type: bool = field(default=False, compare=False)
+    """A value of the wrong type (where MMEngine raises ``TypeError``), not a bad value."""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
@@ -45,6 +48,13 @@ class InitCfgError(InitSchemaError, ValueError):
 
     ``problems`` lists every problem found, each with its config path.
     """
+
+    def __new__(cls, problems: Sequence[Problem]) -> InitCfgError:
+        # Every problem a wrong type: also a TypeError, which code written against
+        # MMEngine catches there.
+        if cls is InitCfgError and problems and all(p.wrong_type for p in problems):
+            cls = InitCfgTypeError
+        return super().__new__(cls, problems)
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
@@ -62,6 +72,11 @@ class InitCfgError(InitSchemaError, ValueError):
     @classmethod
     def single(cls, path: str, message: str) -> InitCfgError:
         return cls([Problem(path, message)])
+
+
+class InitCfgTypeError(InitCfgError, TypeError):
+    """An :class:`InitCfgError` whose every problem is a value of the wrong type (a string
+    ``init_cfg``, ``layer=1``, ``bias='1'``): raised as one by ``InitCfgError(problems)``."""
 
 
 def join_path(base: str, *parts: str | int) -> str:
@@ -118,6 +133,13 @@ def _message(model: type[BaseModel], type_name: str, error: Any) -> str:
     return f"{msg}, got {value!r}."
 
 
+_TYPE_ERRORS = frozenset(
+    ("float_type", "int_type", "bool_type", "string_type", "tuple_type", "list_type",
+     "dict_type", "none_required", "model_type", "is_instance_of")
+)  # fmt: skip
+"""pydantic's error types for a value of the wrong type."""
+
+
 def problems_from_validation(
     error: ValidationError, model: type[BaseModel], type_name: str, path: str
 ) -> list[Problem]:
@@ -125,5 +147,12 @@ def problems_from_validation(
     problems = []
     for item in error.errors():
         loc = [part for part in item["loc"] if isinstance(part, int | str)]
-        problems.append(Problem(join_path(path, *loc), _message(model, type_name, item)))
+        problems.append(
+            Problem(
+                join_path(path, *loc),
+                _message(model, type_name, item),
+                wrong_type=item["type"] in _TYPE_ERRORS
+                or isinstance(item.get("ctx", {}).get("error"), InitCfgTypeError),
+            )
+        )
     return problems
