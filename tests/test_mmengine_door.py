@@ -1,0 +1,398 @@
+"""``initschema.mmengine``: MMEngine's ``BaseModule`` switched to initschema, compared with
+mmengine-lite's own (``deactivated()``) on the same classes; MMEngine 0.10.7's
+``tests/test_model/test_base_module.py`` behaviours (model wrappers, an instance's
+``init_weights``, plain children with ``init_weights``, TypeErrors) and initializers
+registered in MMEngine's registry."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("mmengine.model")
+pytestmark = pytest.mark.openmmlab
+
+import mmengine.model as mm  # noqa: E402
+from mmengine.model.weight_init import BaseInit  # noqa: E402
+from mmengine.registry import WEIGHT_INITIALIZERS, DefaultScope, Registry  # noqa: E402
+
+import initschema as ins  # noqa: E402
+import initschema.mmengine as door  # noqa: E402
+
+
+class Conv(mm.BaseModule):
+    def __init__(self, init_cfg: Any = None) -> None:
+        super().__init__(init_cfg)
+        self.conv = nn.Conv2d(3, 4, 3)
+
+
+class Custom(mm.BaseModule):
+    """MMEngine's test's CustomLinear: an init_weights of its own."""
+
+    def __init__(self, init_cfg: Any = None) -> None:
+        super().__init__(init_cfg)
+        self.linear = nn.Linear(2, 3)
+
+    def init_weights(self) -> None:
+        nn.init.constant_(self.linear.weight, 1)
+        nn.init.normal_(self.linear.bias)
+
+
+class Net(mm.BaseModule):
+    def __init__(self, init_cfg: Any = None, child_cfg: Any = None) -> None:
+        super().__init__(init_cfg)
+        self.a = Conv(child_cfg)
+        self.reg = nn.Linear(3, 4)
+
+
+class FakeDDP(nn.Module):
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+
+class Plain(nn.Module):
+    """Not a BaseModule, but with an init_weights: MMEngine calls it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def init_weights(self) -> None:
+        nn.init.uniform_(self.fc.weight, -2, 2)
+
+
+RULES = [
+    dict(type="Kaiming", layer="Conv2d"),
+    dict(type="Normal", std=0.2, layer="Linear", override=dict(name="reg", type="Uniform")),
+]
+
+
+def _both(build: Callable[[], nn.Module]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``build()`` then ``init_weights()`` from seed 0 with MMEngine's own BaseModule and
+    through the door: each one's state dict and the RNG state after it."""
+    found = []
+    for switched in (False, True):
+        with door.deactivated() if not switched else _nothing():
+            torch.manual_seed(0)
+            model = build()
+            model.init_weights()  # type: ignore[operator]
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        found.append({"state": state, "rng": torch.get_rng_state()})
+    return found[0], found[1]
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _assert_same(ref: dict[str, Any], ours: dict[str, Any]) -> None:
+    assert list(ours["state"]) == list(ref["state"])
+    differ = [k for k, v in ref["state"].items() if not torch.equal(v, ours["state"][k])]
+    assert not differ, f"tensors differ: {differ}"
+    assert torch.equal(ours["rng"], ref["rng"])
+
+
+@pytest.fixture
+def initschema_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    caplog.set_level(logging.INFO, logger="initschema")
+    yield caplog
+
+
+class TestActivation:
+    def test_active_after_import(self) -> None:
+        """Importing the module opened the door on MMEngine's class itself."""
+        assert door.active()
+        assert mm.BaseModule is door.BaseModule
+        assert getattr(mm.BaseModule.init_weights, "_initschema_base_init_weights", False)
+
+    def test_twice_is_harmless_and_deactivate_restores(self) -> None:
+        """activate() twice changes nothing; deactivate() gives MMEngine's methods back."""
+        door.activate()
+        door.activate()
+        switched = mm.BaseModule.init_weights
+        with door.deactivated():
+            assert not door.active()
+            assert mm.BaseModule.init_weights.__module__ == "mmengine.model.base_module"
+            assert mm.BaseModule.__init__.__module__ == "mmengine.model.base_module"
+            assert Custom.init_weights.__qualname__ == "Custom.init_weights"
+            assert not hasattr(Custom.init_weights, "__wrapped_init_weights__")
+        assert door.active()
+        assert mm.BaseModule.init_weights is switched
+        assert hasattr(Custom.init_weights, "__wrapped_init_weights__")
+
+    def test_same_as_mmengine(self) -> None:
+        """Rules, overrides, a child init_cfg and user init_weights: MMEngine's bits."""
+
+        def build() -> nn.Module:
+            net = Net(RULES, dict(type="Xavier", layer="Conv2d", distribution="uniform"))
+            net.custom = Custom()
+            return net
+
+        _assert_same(*_both(build))
+
+    def test_bad_init_cfg_fails_when_built(self) -> None:
+        """MMEngine accepts a negative std when building; the door does not."""
+        with door.deactivated():
+            Net(dict(type="Normal", std=-1, layer="Linear"))
+        with pytest.raises(ins.InitCfgError, match=r"Net\.init_cfg\.std"):
+            Net(dict(type="Normal", std=-1, layer="Linear"))
+
+    def test_bad_override_fails_before_any_write(self) -> None:
+        """MMEngine writes the first rule, then raises on the override naming nothing; the
+        door raises first and leaves every weight as it was."""
+        cfg = [dict(type="Constant", val=3, layer="Conv2d"), dict(RULES[1], override={"name": "x"})]
+        with door.deactivated():
+            net = Net(cfg)
+            with pytest.raises(RuntimeError, match="did not have attribute x"):
+                net.init_weights()
+            assert torch.all(net.a.conv.weight == 3)
+        net = Net(cfg)
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        with pytest.raises(ins.InitCfgError, match=r"init_cfg\[1\]\.override\.name"):
+            net.init_weights()
+        assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+
+    def test_classes_and_names_from_before_the_import(self) -> None:
+        """In a fresh process: a class defined, and BaseModule bound by name, before the
+        import are switched; without MMEngine the import names the pip install."""
+        code = (
+            "from mmengine.model import BaseModule\n"
+            "from torch import nn\n"
+            "class Early(BaseModule):\n"
+            "    def __init__(self, init_cfg=None):\n"
+            "        super().__init__(init_cfg); self.fc = nn.Linear(2, 2)\n"
+            "import initschema.mmengine, initschema\n"
+            "try:\n"
+            "    Early(dict(type='Normal', sdt=1, layer='Linear'))\n"
+            "except initschema.InitCfgError as e:\n"
+            "    print('refused:', e)\n"
+            "m = Early(dict(type='Constant', val=2, layer='Linear'))\n"
+            "m.init_weights(); print('weight', m.fc.weight.flatten().tolist())\n"
+        )
+        run = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stderr
+        assert "refused: Early.init_cfg.sdt: unknown key 'sdt' for Normal" in run.stdout
+        assert "weight [2.0, 2.0, 2.0, 2.0]" in run.stdout
+
+    def test_missing_mmengine_names_the_install(self) -> None:
+        """Without MMEngine: a ModuleNotFoundError saying which pip install fixes it."""
+        code = (
+            "import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'mmengine':\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import initschema.mmengine\n"
+        )
+        run = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 1
+        assert 'pip install "initschema[mmengine]"' in run.stderr
+
+
+class TestMMEngineTestBehaviours:
+    """What MMEngine 0.10.7's test_base_module.py checks, on both engines."""
+
+    def test_descends_into_model_wrappers(self, initschema_log: Any) -> None:
+        """A wrapped child (is_model_wrapper, patched as MMEngine's test does) is
+        initialized, and no lint says its init_cfg never runs."""
+
+        def build() -> nn.Module:
+            net = Net(RULES)
+            net.ddp = FakeDDP(Custom())
+            net.ddp2 = FakeDDP(Conv(dict(type="Constant", val=5, layer="Conv2d")))
+            return net
+
+        with patch("mmengine.model.base_module.is_model_wrapper", lambda m: type(m) is FakeDDP):
+            ref, ours = _both(build)
+        _assert_same(ref, ours)
+        assert torch.all(ours["state"]["ddp.module.linear.weight"] == 1)
+        assert torch.all(ours["state"]["ddp2.module.conv.weight"] == 5)
+        assert "unreachable-init-cfg" not in initschema_log.text
+
+    def test_instance_init_weights_is_called(self) -> None:
+        """An init_weights assigned on a child instance runs, as in MMEngine."""
+
+        def build() -> nn.Module:
+            net = Net(RULES)
+            child = net.a
+
+            def own() -> None:
+                nn.init.constant_(child.conv.weight, 7)
+
+            child.init_weights = own
+            return net
+
+        ref, ours = _both(build)
+        _assert_same(ref, ours)
+        assert torch.all(ours["state"]["a.conv.weight"] == 7)
+
+    def test_plain_child_with_init_weights(self) -> None:
+        """A plain nn.Module child defining init_weights: called, as in MMEngine."""
+
+        def build() -> nn.Module:
+            net = Net(RULES)
+            net.plain = Plain()
+            return net
+
+        _assert_same(*_both(build))
+
+    @pytest.mark.parametrize(
+        ("engine_call", "initschema_call"),
+        [
+            (
+                lambda: mm.weight_init.ConstantInit(val=1, bias="1"),
+                lambda: ins.ConstantInit(val=1, bias="1"),
+            ),
+            (
+                lambda: mm.weight_init.ConstantInit(val=1, layer=1),
+                lambda: ins.ConstantInit(val=1, layer=1),
+            ),
+            (
+                lambda: mm.initialize(nn.Linear(2, 2), "init_cfg"),
+                lambda: ins.initialize(nn.Linear(2, 2), "init_cfg"),
+            ),
+            (
+                lambda: mm.initialize(
+                    nn.Linear(2, 2), dict(type="Constant", val=1, override="conv")
+                ),
+                lambda: ins.initialize(
+                    nn.Linear(2, 2), dict(type="Constant", val=1, override="conv")
+                ),
+            ),
+        ],
+        ids=["bias-str", "layer-int", "init_cfg-str", "override-str"],
+    )
+    def test_wrong_types_are_type_errors(
+        self, engine_call: Callable[[], Any], initschema_call: Callable[[], Any]
+    ) -> None:
+        """Where MMEngine raises TypeError, the InitCfgError is a TypeError too."""
+        with pytest.raises(TypeError):
+            engine_call()
+        with pytest.raises(ins.InitCfgTypeError) as caught:
+            initschema_call()
+        assert isinstance(caught.value, TypeError)
+        assert isinstance(caught.value, ins.InitCfgError)
+
+    def test_string_init_cfg_is_a_type_error_when_built(self) -> None:
+        """A string init_cfg: a TypeError naming it when the module is built."""
+        with pytest.raises(ins.InitCfgTypeError, match=r"Conv\.init_cfg"):
+            Conv("Kaiming")
+
+    def test_a_bad_value_is_no_type_error(self) -> None:
+        """A value of the right type but out of range stays a ValueError only."""
+        with pytest.raises(ins.InitCfgError) as caught:
+            ins.NormalInit(std=-1)
+        assert not isinstance(caught.value, TypeError)
+
+
+class ScaledInit(BaseInit):
+    """A project's initializer: the weights of ``layer`` modules (all of the module as an
+    override) from a normal draw times ``scale``."""
+
+    def __init__(self, scale: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def __call__(self, module: nn.Module) -> None:
+        def init(m: nn.Module) -> None:
+            names = {type(m).__name__, *(b.__name__ for b in type(m).__bases__)}
+            if (self.wholemodule or names & set(self.layer)) and hasattr(m, "weight"):
+                with torch.no_grad():
+                    m.weight.normal_().mul_(self.scale)
+
+        module.apply(init)
+
+
+class FillInit(BaseInit):
+    """Fills every weight below with ``value``: registered as ``Zeros`` it shadows
+    initschema's built-in of that name."""
+
+    def __init__(self, value: float = 7.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.value = value
+
+    def __call__(self, module: nn.Module) -> None:
+        for m in module.modules():
+            if isinstance(getattr(m, "weight", None), torch.Tensor):
+                nn.init.constant_(m.weight, self.value)
+
+
+@pytest.fixture
+def registered() -> Iterator[Registry]:
+    """``Scaled`` in MMEngine's registry, ``Zeros`` too, ``ChildScaled`` in a child
+    registry with scope ``doorscope``; all removed afterwards."""
+    child = Registry("weight initializer", parent=WEIGHT_INITIALIZERS, scope="doorscope")
+    WEIGHT_INITIALIZERS.register_module("Scaled", module=ScaledInit)
+    WEIGHT_INITIALIZERS.register_module("Zeros", module=FillInit)
+    child.register_module("ChildScaled", module=ScaledInit)
+    try:
+        yield child
+    finally:
+        WEIGHT_INITIALIZERS._module_dict.pop("Scaled")
+        WEIGHT_INITIALIZERS._module_dict.pop("Zeros")
+        WEIGHT_INITIALIZERS._children.pop("doorscope")
+
+
+class TestRegisteredInMMEngine:
+    def test_custom_initializer_gives_mmengine_bits(self, registered: Registry) -> None:
+        """A BaseInit registered in MMEngine's registry, as a rule and as an override."""
+        cfg = [
+            dict(type="Scaled", layer="Conv2d", scale=0.3),
+            dict(type="Normal", layer="Linear", override=dict(name="reg", type="Scaled", scale=4)),
+        ]
+        ref, ours = _both(lambda: Net(cfg))
+        _assert_same(ref, ours)
+        report = ins.compile_plan(net := Net(cfg)).execute()
+        provenance = report["reg.weight"].provenance
+        assert provenance is not None and provenance.kind == "method"
+        assert provenance.source == "init_cfg[1].override"
+        assert "test_mmengine_door.ScaledInit, from MMEngine's registry" in str(
+            report["a.conv.weight"].provenance
+        )
+        assert net.is_init
+
+    def test_child_registry_in_its_scope(self, registered: Registry) -> None:
+        """A name registered in a child registry (as mmdet's) resolves in its scope."""
+        cfg = dict(type="ChildScaled", layer="Conv2d", scale=2.0)
+        with DefaultScope.overwrite_default_scope("doorscope"):
+            ref, ours = _both(lambda: Net(cfg))
+        _assert_same(ref, ours)
+        with pytest.raises(ins.InitCfgError, match="unknown initializer type 'ChildScaled'"):
+            Net(cfg)
+
+    def test_arguments_checked_by_the_class_when_built(self, registered: Registry) -> None:
+        """The project's class refuses an argument when the module is built, not later."""
+        with pytest.raises(ins.InitCfgTypeError, match=r"Net\.init_cfg: .*ScaledInit refused"):
+            Net(dict(type="Scaled", sacle=2))
+
+    def test_shadowing_a_builtin_means_the_projects(
+        self, registered: Registry, initschema_log: Any
+    ) -> None:
+        """'Zeros' registered by the project means its class (MMEngine's semantics), with an
+        info lint naming the built-in it hides."""
+        ref, ours = _both(lambda: Net(dict(type="Zeros", value=7.0)))
+        _assert_same(ref, ours)
+        assert torch.all(ours["state"]["a.conv.weight"] == 7)
+        (lint,) = [r for r in initschema_log.records if "[shadowed-builtin]" in r.getMessage()]
+        assert lint.levelno == logging.INFO
+        assert "hides initschema's built-in Zeros" in lint.getMessage()
+        with door.deactivated():
+            assert ins.parse_init_cfg(dict(type="Zeros")).rules[0].init == ins.ZerosInit()
