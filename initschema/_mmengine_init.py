@@ -13,7 +13,7 @@ from pydantic import model_validator
 from torch import nn
 
 from .errors import InitCfgTypeError, Problem
-from .initializers import CONFIG_PATH, Initializer, OpaqueInit
+from .initializers import Initializer, OpaqueInit
 from .registry import WEIGHT_INITIALIZERS
 
 __all__ = ["MMEngineInit", "resolve"]
@@ -45,13 +45,12 @@ class MMEngineInit(OpaqueInit):
         try:
             self._build()
         except (TypeError, ValueError, AssertionError, KeyError) as error:
-            path = CONFIG_PATH.get() or self.type_name
             message = (
                 f"{self.origin} refused these arguments ({type(error).__name__}: {error}); "
                 f"see its __init__ for what it takes."
             )
             if isinstance(error, TypeError):
-                raise InitCfgTypeError([Problem(path, message, wrong_type=True)]) from None
+                raise InitCfgTypeError([Problem("", message, wrong_type=True)]) from None
             raise ValueError(message) from None
         return self
 

@@ -60,14 +60,13 @@ class Head(BaseModule):
 
 @MODELS.register_module()
 class ToyNet(BaseModel):
-    def __init__(self, init_cfg: Any = None) -> None:
+    def __init__(self, init_cfg: Any = None, stem: dict[str, Any] | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.stem = Stem(
-            init_cfg=[
-                dict(type="Kaiming", layer="Conv2d"),
-                dict(type="Constant", val=1, layer="BatchNorm2d"),
-            ]
-        )
+        stem_cfg = [
+            dict(type="Kaiming", layer="Conv2d"),
+            dict(type="Constant", val=1, layer="BatchNorm2d"),
+        ]
+        self.stem = Stem(**(stem or {"init_cfg": stem_cfg}))
         self.head = Head(
             init_cfg=dict(
                 type="Normal",
