@@ -6,7 +6,9 @@ registered in MMEngine's registry."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -396,3 +398,150 @@ class TestRegisteredInMMEngine:
         assert "hides initschema's built-in Zeros" in lint.getMessage()
         with door.deactivated():
             assert ins.parse_init_cfg(dict(type="Zeros")).rules[0].init == ins.ZerosInit()
+
+
+BASE = """
+model = dict(
+    type="ToyNet",
+    init_cfg=dict(type="ToyScaled", layer="Linear", scale=0.2),
+    stem=dict(init_cfg=dict(type="Normal", std=0.01, layer="Conv2d")),
+)
+"""
+IMPORTS = 'custom_imports = dict(imports=["mmengine_toy"], allow_failed_imports=False)\n'
+
+
+class TestCommand:
+    """``initschema validate|plan|report CONFIG.py`` through the installed console script,
+    on configs with ``_base_`` (the model of tests/mmengine_toy.py)."""
+
+    @pytest.fixture
+    def configs(self, tmp_path: Any) -> Any:
+        (tmp_path / "_base_").mkdir()
+        (tmp_path / "_base_" / "model.py").write_text(BASE)
+        (tmp_path / "good.py").write_text('_base_ = ["./_base_/model.py"]\n' + IMPORTS)
+        (tmp_path / "bad.py").write_text(
+            '_base_ = ["./_base_/model.py"]\n'
+            + IMPORTS
+            + "model = dict(stem=dict(init_cfg=dict(std=-1)))\n"
+        )
+        (tmp_path / "plain.py").write_text(
+            "model = dict(type='X', backbone=dict(init_cfg=dict(type='Kaiming', mode='fan_up')))\n"
+        )
+        return tmp_path
+
+    def _run(self, cwd: Any, *args: str) -> subprocess.CompletedProcess[str]:
+        import os
+        from pathlib import Path
+
+        script = Path(sys.executable).with_name("initschema")
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "initschema"]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+        return subprocess.run(
+            [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180
+        )
+
+    def test_validate_good(self, configs: Any) -> None:
+        """Both init_cfgs (one from _base_, one naming a project's initializer) are valid."""
+        result = self._run(configs, "validate", "good.py")
+        assert result.returncode == 0, result.stderr
+        assert "good.py: 2 init_cfgs, all valid" in result.stdout
+
+    def test_validate_bad_names_key_path_and_file(self, configs: Any) -> None:
+        """Exit 1, the full key path, and the file that set the value."""
+        result = self._run(configs, "validate", "bad.py")
+        assert result.returncode == 1
+        assert result.stderr == (
+            "Error in config model.stem.init_cfg.std: std should be greater than or equal to "
+            "0, got -1. (set in bad.py)\n"
+        )
+
+    def test_validate_cfg_options(self, configs: Any) -> None:
+        """--cfg-options are merged as mmdet's train.py merges them, and named as the origin;
+        the project's initializer refuses an argument it does not take."""
+        result = self._run(
+            configs,
+            "validate",
+            "good.py",
+            "--cfg-options",
+            "model.stem.init_cfg.std=-2",
+            "model.init_cfg.sacle=2",
+            "--json",
+        )
+        assert result.returncode == 1
+        problems = json.loads(result.stdout)["problems"]
+        assert [(p["path"], p["file"]) for p in problems] == [
+            ("model.init_cfg", "--cfg-options"),
+            ("model.stem.init_cfg.std", "--cfg-options"),
+        ]
+        assert "unexpected keyword argument 'sacle'" in problems[0]["message"]
+
+    def test_validate_base_file_named(self, configs: Any) -> None:
+        """A bad value that a _base_ file set names that file."""
+        (configs / "_base_" / "model.py").write_text(BASE.replace("0.01", "-0.01"))
+        result = self._run(configs, "validate", "good.py")
+        assert result.returncode == 1
+        assert "model.stem.init_cfg.std: std should be greater" in result.stderr
+        assert f"(set in {os.path.join('_base_', 'model.py')})" in result.stderr
+
+    def test_validate_imports_no_torch(self, configs: Any) -> None:
+        """A config without custom_imports is validated without importing torch."""
+        code = (
+            "import sys; from initschema.cli import main; "
+            "status = main(['validate', 'plain.py']); "
+            "print('torch' in sys.modules); sys.exit(status)"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=configs, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 1
+        assert result.stdout == "False\n"
+        assert "model.backbone.init_cfg.mode: 'fan_up' is not a valid mode" in result.stderr
+
+    def test_plan_builds_through_the_registry(self, configs: Any) -> None:
+        """plan builds the model (meta device) and shows each parameter's writer."""
+        result = self._run(configs, "plan", "good.py", "--json")
+        assert result.returncode == 0, result.stderr
+        actions = json.loads(result.stdout)["actions"]
+        assert actions[0]["kind"] == "method"
+        assert actions[0]["init"] == {"type": "ToyScaled", "layer": "Linear", "scale": 0.2}
+        assert any(a["source"] == "stem.init_cfg" and a["kind"] == "write" for a in actions)
+
+    def test_plan_bad_config(self, configs: Any) -> None:
+        """plan checks the config first: the same key path and file as validate."""
+        result = self._run(configs, "plan", "bad.py")
+        assert result.returncode == 1
+        assert "model.stem.init_cfg.std" in result.stderr and "(set in bad.py)" in result.stderr
+
+    def test_report(self, configs: Any) -> None:
+        """report initializes for real and measures every parameter."""
+        result = self._run(configs, "report", "good.py", "--json")
+        assert result.returncode in (0, 1), result.stderr
+        rows = {row["path"]: row for row in json.loads(result.stdout)["parameters"]}
+        assert set(rows) >= {"stem.conv.weight", "extra.weight", "head.fc_cls.weight"}
+
+    def test_missing_file_and_no_traceback(self, configs: Any) -> None:
+        """A missing file or a config that raises: exit 2, one line, no traceback."""
+        (configs / "broken.py").write_text("x = 1 / 0\n")
+        for name in ("nothere.py", "broken.py"):
+            result = self._run(configs, "validate", name)
+            assert result.returncode == 2
+            assert "Traceback" not in result.stderr
+            assert result.stderr.startswith("initschema validate: error: ")
+
+    def test_without_mmengine_names_the_install(self, configs: Any) -> None:
+        """Without MMEngine, the CONFIG.py forms say which pip install fixes it."""
+        code = (
+            "import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'mmengine':\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from initschema.cli import main\n"
+            "sys.exit(main(['validate', 'good.py']))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=configs, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2
+        assert 'needs MMEngine: pip install "initschema[mmengine]"' in result.stderr
