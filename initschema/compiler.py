@@ -198,7 +198,9 @@ class _Compiler(Emitter):
         return rules
 
     def compile_init_weights(self, module: nn.Module, path: str) -> None:
-        rules = self.parse(module.init_cfg, join_path(path, "init_cfg"))
+        # A class may skip BaseModule.__init__ (no init_cfg set): no rules of its own.
+        init_cfg = getattr(module, "init_cfg", None)
+        rules = self.parse(init_cfg, join_path(path, "init_cfg")) if init_cfg else ()
         for rule in rules:
             if not rule.is_pretrained:
                 self.emit_rule(module, path, rule)

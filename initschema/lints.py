@@ -255,9 +255,10 @@ def _unreachable_lints(plan: InitPlan) -> list[Lint]:
     lints = []
     modules = plan.modules
     for path, module in modules.items():
-        if not getattr(type(module), "_initschema_base_module", False) or not module.init_cfg:
+        base = getattr(type(module), "_initschema_base_module", False)
+        if not base or not getattr(module, "init_cfg", None):
             continue
-        if path in reached or module.is_init or _under(path, opaque):
+        if path in reached or getattr(module, "is_init", False) or _under(path, opaque):
             continue
         parent_path = path
         while "." in parent_path:

@@ -558,3 +558,43 @@ class TestCommand:
         )
         assert result.returncode == 2
         assert 'needs MMEngine: pip install "initschema[mmengine]"' in result.stderr
+
+
+def test_refused_on_sharded_parameters() -> None:
+    """An initializer registered in MMEngine, run on a module holding a DTensor parameter,
+    is refused before any write (its code needs whole tensors). In a fresh process: a
+    one-rank gloo group on 127.0.0.1."""
+    code = """
+import socket, torch, torch.distributed as dist
+from torch import nn
+from torch.distributed.tensor import Replicate, distribute_tensor, init_device_mesh
+from mmengine.model.weight_init import BaseInit
+from mmengine.registry import WEIGHT_INITIALIZERS
+import initschema as ins, initschema.mmengine
+
+@WEIGHT_INITIALIZERS.register_module(name="Scaled")
+class ScaledInit(BaseInit):
+    def __call__(self, module):
+        module.weight.data.mul_(2)
+
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+mesh = init_device_mesh("cpu", (1,))
+fc = nn.Linear(4, 4)
+fc.weight = nn.Parameter(distribute_tensor(fc.weight.detach(), mesh, [Replicate()]))
+before = fc.weight.full_tensor().clone()
+plan = ins.compile_plan(fc, dict(type="Scaled"))
+try:
+    plan.execute(seed=0)
+except ins.InitSchemaError as error:
+    print("refused:", error)
+print("unchanged:", torch.equal(before, fc.weight.full_tensor()))
+dist.destroy_process_group()
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "refused: init_cfg: __main__.ScaledInit would run on '(root)' (Linear)" in result.stdout
+    assert "unchanged: True" in result.stdout
