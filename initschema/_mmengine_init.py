@@ -87,12 +87,40 @@ class MMEngineInit(OpaqueInit):
 
 
 _CLASSES: dict[tuple[str, type], type[MMEngineInit]] = {}
+_NAMES: dict[tuple[tuple[int, int], ...], frozenset[str] | None] = {}
+
+
+def _registered_names() -> frozenset[str] | None:
+    """The names of the projects' classes in MMEngine's initializer registry and its
+    children: most rules name none of them (``Kaiming``, …), and looking in the scope's
+    registry as MMEngine does costs more than this. None while a child still has modules
+    to import (it may register more)."""
+    registries, stack = [], [MMENGINE_INITIALIZERS]
+    while stack:
+        registry = stack.pop()
+        registries.append(registry)
+        stack.extend(registry.children.values())
+    key = tuple((id(r), len(r.module_dict)) for r in registries)
+    if key not in _NAMES:
+        _NAMES.clear()
+        lazy = any(r._locations and not r._imported for r in registries)
+        _NAMES[key] = (
+            None
+            if lazy
+            else frozenset(
+                n for r in registries for n, c in r.module_dict.items() if c not in _BUILT_IN
+            )
+        )
+    return _NAMES[key]
 
 
 def resolve(name: str) -> type[Initializer] | None:
     """The rule class for ``name`` when MMEngine's registry (in the current default scope,
     as MMEngine's ``build_from_cfg`` looks it up) holds a project's class under it; None
     for MMEngine's own initializers and unknown names (initschema's registry decides)."""
+    names = _registered_names()
+    if names is not None and "." not in name and name not in names:
+        return None
     with MMENGINE_INITIALIZERS.switch_scope_and_registry(None) as registry:
         found = registry.get(name)
     if not isinstance(found, type) or found in _BUILT_IN:
