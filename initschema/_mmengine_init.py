@@ -12,7 +12,7 @@ from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_INITIALIZERS
 from pydantic import model_validator
 from torch import nn
 
-from .errors import InitCfgTypeError, Problem
+from .errors import InitCfgTypeError, TypeProblem
 from .initializers import Initializer, OpaqueInit
 from .registry import WEIGHT_INITIALIZERS
 
@@ -50,7 +50,7 @@ class MMEngineInit(OpaqueInit):
                 f"see its __init__ for what it takes."
             )
             if isinstance(error, TypeError):
-                raise InitCfgTypeError([Problem("", message, wrong_type=True)]) from None
+                raise InitCfgTypeError([TypeProblem("", message)]) from None
             raise ValueError(message) from None
         return self
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -16,6 +16,7 @@ __all__ = [
     "InitSchemaError",
     "InitUsageError",
     "Problem",
+    "TypeProblem",
     "did_you_mean",
     "join_path",
 ]
@@ -36,11 +37,14 @@ class Problem:
 
     path: str
     message: str
-    wrong_type: bool = field(default=False, compare=False)
-    """A value of the wrong type (where MMEngine raises ``TypeError``), not a bad value."""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
+
+
+@dataclass(frozen=True)
+class TypeProblem(Problem):
+    """A value of the wrong type (where MMEngine raises ``TypeError``), not a bad value."""
 
 
 class InitCfgError(InitSchemaError, ValueError):
@@ -52,7 +56,7 @@ class InitCfgError(InitSchemaError, ValueError):
     def __new__(cls, problems: Sequence[Problem]) -> InitCfgError:
         # Every problem a wrong type: also a TypeError, which code written against
         # MMEngine catches there.
-        if cls is InitCfgError and problems and all(p.wrong_type for p in problems):
+        if cls is InitCfgError and problems and all(isinstance(p, TypeProblem) for p in problems):
             cls = InitCfgTypeError
         return super().__new__(cls, problems)
 
@@ -147,12 +151,9 @@ def problems_from_validation(
     problems = []
     for item in error.errors():
         loc = [part for part in item["loc"] if isinstance(part, int | str)]
-        problems.append(
-            Problem(
-                join_path(path, *loc),
-                _message(model, type_name, item),
-                wrong_type=item["type"] in _TYPE_ERRORS
-                or isinstance(item.get("ctx", {}).get("error"), InitCfgTypeError),
-            )
+        wrong_type = item["type"] in _TYPE_ERRORS or isinstance(
+            item.get("ctx", {}).get("error"), InitCfgTypeError
         )
+        kind = TypeProblem if wrong_type else Problem
+        problems.append(kind(join_path(path, *loc), _message(model, type_name, item)))
     return problems

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from . import _runtime
-from .errors import InitCfgError, Problem, join_path, problems_from_validation
+from .errors import InitCfgError, Problem, TypeProblem, join_path, problems_from_validation
 from .paths import compile_path_pattern, is_pattern
 from .registry import WEIGHT_INITIALIZERS
 
@@ -491,11 +491,8 @@ def parse_overrides(
     elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
         items.extend((join_path(path, i), item) for i, item in enumerate(value))
     else:
-        found.append(
-            Problem(
-                path, f"override must be a dict or a list of dicts, got {value!r}.", wrong_type=True
-            )
-        )
+        message = f"override must be a dict or a list of dicts, got {value!r}."
+        found.append(TypeProblem(path, message))
     overrides = []
     for item_path, item in items:
         override = _parse_override(item, item_path, found)

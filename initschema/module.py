@@ -20,7 +20,7 @@ from torch import nn
 from . import _runtime
 from .cfg import parse_init_cfg
 from .compiler import compile_init_weights, compile_plan, has_own_init_weights
-from .errors import InitCfgError, InitCfgTypeError, Problem, join_path
+from .errors import InitCfgError, InitCfgTypeError, Problem, TypeProblem, join_path
 from .execute import execute, path_in_run, run_nested, running
 from .initializers import Initializer
 from .lints import deferred_lints
@@ -65,9 +65,7 @@ def _parse(init_cfg: Any, path: str) -> None:
         if isinstance(init_cfg, Mapping | list | tuple | Initializer):
             raise
         # Not even a container of rules: MMEngine raises TypeError for it.
-        raise InitCfgTypeError(
-            [Problem(p.path, p.message, wrong_type=True) for p in error.problems]
-        ) from None
+        raise InitCfgTypeError([TypeProblem(p.path, p.message) for p in error.problems]) from None
 
 
 def run_init_weights(module: nn.Module) -> InitReport | None:

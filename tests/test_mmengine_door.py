@@ -306,6 +306,16 @@ class TestMMEngineTestBehaviours:
         assert isinstance(caught.value, TypeError)
         assert isinstance(caught.value, ins.InitCfgError)
 
+    def test_type_error_survives_pickling(self) -> None:
+        """Sent back by a process pool, it is still the TypeError it was."""
+        import pickle
+
+        with pytest.raises(ins.InitCfgTypeError) as caught:
+            ins.ConstantInit(val=1, bias="1")
+        again = pickle.loads(pickle.dumps(caught.value))
+        assert type(again) is ins.InitCfgTypeError
+        assert str(again) == "Constant.bias: bias must be a finite number, got '1'."
+
     def test_string_init_cfg_is_a_type_error_when_built(self) -> None:
         """A string init_cfg: a TypeError naming it when the module is built."""
         with pytest.raises(ins.InitCfgTypeError, match=r"Conv\.init_cfg"):
