@@ -269,6 +269,33 @@ class TestMMEngineTestBehaviours:
 
         _assert_same(*_both(build))
 
+    def test_dump_init_info(self, tmp_path: Any) -> None:
+        """The current MMLogger's log file gets the per-parameter section (MMEngine's
+        test_dump_init_info), under both engines; the door's names the rule."""
+        from mmengine.logging import MMLogger
+
+        texts = {}
+        for switched in (False, True):
+            name = f"door-dump-{switched}"
+            log = tmp_path / f"{name}.log"
+            MMLogger.get_instance(name, log_file=str(log))
+            try:
+                with door.deactivated() if not switched else _nothing():
+                    Net(RULES).init_weights()
+            finally:
+                for handler in MMLogger.get_instance(name).handlers:
+                    handler.close()
+                MMLogger._instance_dict.pop(name)
+            texts[switched] = log.read_text()
+        for text in texts.values():
+            assert "Name of parameter - Initialization information" in text
+            assert "\nreg.weight - torch.Size([4, 3]): \n" in text
+        assert "\nUniformInit: a=0, b=1, bias=0 \n" in texts[False]
+        assert (
+            "\nInitialized by Uniform(a=0, b=1) from init_cfg[1].override at module 'reg' \n"
+            in texts[True]
+        )
+
     @pytest.mark.parametrize(
         ("engine_call", "initschema_call"),
         [
