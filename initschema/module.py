@@ -20,7 +20,7 @@ from torch import nn
 from . import _runtime
 from .cfg import parse_init_cfg
 from .compiler import compile_init_weights, compile_plan, has_own_init_weights
-from .errors import InitCfgError, InitCfgTypeError, Problem, TypeProblem, join_path
+from .errors import InitCfgError, InitCfgTypeError, TypeProblem, join_path
 from .execute import execute, path_in_run, run_nested, running
 from .initializers import Initializer
 from .lints import deferred_lints
@@ -83,7 +83,7 @@ def run_init_weights(module: nn.Module) -> InitReport | None:
             raise
         # Paths from the model's root, like the lints the outer plan logged for them.
         raise InitCfgError(
-            [Problem(join_path(where, p.path), p.message) for p in error.problems]
+            [type(p)(join_path(where, p.path), p.message) for p in error.problems]
         ) from None
     report = plan.execute()
     return None if nested else report
