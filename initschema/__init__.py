@@ -25,7 +25,7 @@ from .builtin_initializers import (
     XavierInit,
 )
 from .cfg import InitCfg, Rule, parse_init_cfg
-from .errors import InitCfgError, InitSchemaError, InitUsageError
+from .errors import InitCfgError, InitCfgTypeError, InitSchemaError, InitUsageError
 from .initializers import Initializer, Override, WeightInit
 from .modern_initializers import (
     DiracInit,
@@ -127,6 +127,7 @@ __all__ = [
     "EyeInit",
     "InitCfg",
     "InitCfgError",
+    "InitCfgTypeError",
     "InitPlan",
     "InitReport",
     "InitSchemaError",

@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import _mmengine_config
 from .cfg import parse_init_cfg
 from .errors import InitCfgError, Problem
 from .schema import hydra_rule_schema, hydra_strategy_schema, init_cfg_schema
@@ -37,6 +38,9 @@ class _Usage(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _mmengine_config.is_mmengine_form(argv):  # validate|plan|report CONFIG.py
+        return _mmengine_config.main(argv)
     parser = _parser()
     args = parser.parse_args(argv)
     try:

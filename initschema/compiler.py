@@ -10,7 +10,7 @@ happens here, so a failing compile leaves every weight as it was.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
@@ -31,6 +31,7 @@ from .walk import (
 )
 
 __all__ = [
+    "MODEL_WRAPPERS",
     "compile_init_weights",
     "compile_plan",
     "has_own_init_weights",
@@ -63,9 +64,26 @@ def is_base_module(module: object) -> bool:
 
 
 def has_own_init_weights(module: object) -> bool:
-    """Whether ``module``'s ``init_weights`` is user code rather than BaseModule's."""
+    """Whether ``module``'s ``init_weights`` is user code rather than BaseModule's (one
+    assigned on the instance counts: calling ``module.init_weights()`` runs it)."""
+    if "init_weights" in getattr(module, "__dict__", {}):
+        return True
     method = getattr(type(module), "init_weights", None)
     return method is not None and not getattr(method, "_initschema_base_init_weights", False)
+
+
+MODEL_WRAPPERS: list[Callable[[nn.Module], bool]] = []
+"""Tests for model wrappers (MMEngine's ``is_model_wrapper``, added by
+:mod:`initschema.mmengine`): ``init_weights`` descends into the ``module`` of a child
+that one accepts and that has no ``init_weights`` of its own, as MMEngine's does."""
+
+
+def _unwrapped(name: str, child: nn.Module) -> tuple[str, nn.Module]:
+    if not hasattr(child, "init_weights") and any(test(child) for test in MODEL_WRAPPERS):
+        inner = getattr(child, "module", None)
+        if isinstance(inner, nn.Module):
+            return f"{name}.module", inner
+    return name, child
 
 
 def compile_plan(
@@ -180,11 +198,13 @@ class _Compiler(Emitter):
         return rules
 
     def compile_init_weights(self, module: nn.Module, path: str) -> None:
-        rules = self.parse(module.init_cfg, join_path(path, "init_cfg"))
+        # A class may skip BaseModule.__init__ (no init_cfg set): no rules of its own.
+        init_cfg = getattr(module, "init_cfg", None)
+        rules = self.parse(init_cfg, join_path(path, "init_cfg")) if init_cfg else ()
         for rule in rules:
             if not rule.is_pretrained:
                 self.emit_rule(module, path, rule)
-        for name, child in children(module):
+        for name, child in (_unwrapped(*item) for item in children(module)):
             if not hasattr(child, "init_weights") or getattr(child, "is_init", False):
                 continue
             if id(child) in self.initialized:

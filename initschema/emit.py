@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from .builtin_initializers import CallInit, PretrainedInit
 from .cfg import Rule
 from .errors import InitCfgError, Problem, did_you_mean, join_path
-from .initializers import Initializer, WeightInit
+from .initializers import Initializer, OpaqueInit, WeightInit
 from .plan import Action, RuleUse
 from .pretrained import match_keys, open_checkpoint, policy_problems
 from .walk import (
@@ -87,6 +87,8 @@ class Emitter:
                     self.emit_method(sub, sub_path, init, rule.source)
             classes = frozenset(n for c in types for n in _class_names(c, "bases"))
             use = RuleUse(rule.source, path, init.layer, bool(init.override), classes)
+        elif isinstance(init, OpaqueInit):
+            self.emit_opaque(module, path, init, rule.source)
         else:
             self.problems.append(Problem(rule.source, _unsupported(init)))
             return
@@ -113,6 +115,8 @@ class Emitter:
                 self.emit_write(sub, sub_path, init, source)
         elif isinstance(init, CallInit):
             self.emit_method(target, target_path, init, source)
+        elif isinstance(init, OpaqueInit):
+            self.emit_opaque(target, target_path, init.as_override(), source)
         else:
             self.problems.append(Problem(source, _unsupported(init)))
 
@@ -173,6 +177,11 @@ class Emitter:
                 )
             )
             return
+        params = self.subtree_tensors(module, path, buffers=True)
+        self.actions.append(Action("method", path, source, params, init=init, target=module))
+
+    def emit_opaque(self, module: nn.Module, path: str, init: OpaqueInit, source: str) -> None:
+        """Code of an initializer's own, run on one module: it may write any tensor below."""
         params = self.subtree_tensors(module, path, buffers=True)
         self.actions.append(Action("method", path, source, params, init=init, target=module))
 
@@ -268,8 +277,8 @@ def _class_names(cls: type, match: str) -> tuple[str, ...]:
 
 def _unsupported(init: Initializer) -> str:
     return (
-        f"{type(init).__qualname__} is neither a WeightInit, a PretrainedInit nor a CallInit, "
-        f"so it cannot be planned; subclass one of them."
+        f"{type(init).__qualname__} is neither a WeightInit, a PretrainedInit, a CallInit nor "
+        f"an OpaqueInit, so it cannot be planned; subclass one of them."
     )
 
 

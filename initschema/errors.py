@@ -13,9 +13,11 @@ from pydantic import BaseModel, ValidationError
 
 __all__ = [
     "InitCfgError",
+    "InitCfgTypeError",
     "InitSchemaError",
     "InitUsageError",
     "Problem",
+    "TypeProblem",
     "did_you_mean",
     "join_path",
     "redact",
@@ -78,11 +80,23 @@ class Problem:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
+@dataclass(frozen=True)
+class TypeProblem(Problem):
+    """A value of the wrong type (where MMEngine raises ``TypeError``), not a bad value."""
+
+
 class InitCfgError(InitSchemaError, ValueError):
     """An init_cfg that cannot be used: raised before any weight is written.
 
     ``problems`` lists every problem found, each with its config path.
     """
+
+    def __new__(cls, problems: Sequence[Problem]) -> InitCfgError:
+        # Every problem a wrong type: also a TypeError, which code written against
+        # MMEngine catches there.
+        if cls is InitCfgError and problems and all(isinstance(p, TypeProblem) for p in problems):
+            cls = InitCfgTypeError
+        return super().__new__(cls, problems)
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
@@ -103,6 +117,11 @@ class InitCfgError(InitSchemaError, ValueError):
     @classmethod
     def single(cls, path: str, message: str) -> InitCfgError:
         return cls([Problem(path, message)])
+
+
+class InitCfgTypeError(InitCfgError, TypeError):
+    """An :class:`InitCfgError` whose every problem is a value of the wrong type (a string
+    ``init_cfg``, ``layer=1``, ``bias='1'``): raised as one by ``InitCfgError(problems)``."""
 
 
 def join_path(base: str, *parts: str | int) -> str:
@@ -169,6 +188,13 @@ def _message(model: type[BaseModel], type_name: str, error: Any) -> str:
     return f"{msg}, got {shown(value)}."
 
 
+_TYPE_ERRORS = frozenset(
+    ("float_type", "int_type", "bool_type", "string_type", "tuple_type", "list_type",
+     "dict_type", "none_required", "model_type", "is_instance_of")
+)  # fmt: skip
+"""pydantic's error types for a value of the wrong type."""
+
+
 def problems_from_validation(
     error: ValidationError, model: type[BaseModel], type_name: str, path: str
 ) -> list[Problem]:
@@ -176,5 +202,9 @@ def problems_from_validation(
     problems = []
     for item in error.errors():
         loc = [part for part in item["loc"] if isinstance(part, int | str)]
-        problems.append(Problem(join_path(path, *loc), _message(model, type_name, item)))
+        wrong_type = item["type"] in _TYPE_ERRORS or isinstance(
+            item.get("ctx", {}).get("error"), InitCfgTypeError
+        )
+        kind = TypeProblem if wrong_type else Problem
+        problems.append(kind(join_path(path, *loc), _message(model, type_name, item)))
     return problems

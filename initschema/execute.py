@@ -14,6 +14,7 @@ when a report is read.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections import Counter
@@ -28,7 +29,7 @@ from .builtin_initializers import CallInit
 from .download import ProgressBar
 from .errors import join_path
 from .functional import draw_tensor, kernel_for, runs_user_code
-from .initializers import WeightInit
+from .initializers import OpaqueInit, WeightInit
 from .load_hooks import load_through_hooks
 from .plan import Action, InitPlan
 from .pretrained import load_into, read_state
@@ -357,7 +358,7 @@ def _call(action: Action, recorder: Recorder, prefix: str, seed: int | None) -> 
     assert module is not None
     path = join_path(prefix, action.module)
     tensors: dict[str, Tensor] = {join_path(path, n): t for n, t in module.named_parameters()}
-    if isinstance(action.init, CallInit):
+    if isinstance(action.init, CallInit | OpaqueInit):
         tensors.update((join_path(path, n), t) for n, t in module.named_buffers())
     recorder.settle()
     real = [(full, t) for full, t in tensors.items() if not t.is_meta]
@@ -366,6 +367,8 @@ def _call(action: Action, recorder: Recorder, prefix: str, seed: int | None) -> 
         recorder.versions[full] = tensor._version
     if isinstance(action.init, CallInit):
         init_weights: Callable[[], None] = getattr(module, action.init.method)
+    elif isinstance(action.init, OpaqueInit):
+        init_weights = functools.partial(action.init.run, module)
     else:
         init_weights = getattr(module, "init_weights")  # noqa: B009
         recorder.calls.append((path, module))

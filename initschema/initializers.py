@@ -16,10 +16,17 @@ from contextvars import ContextVar
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from . import _runtime
-from .errors import InitCfgError, Problem, join_path, problems_from_validation, shown
+from .errors import (
+    InitCfgError,
+    Problem,
+    TypeProblem,
+    join_path,
+    problems_from_validation,
+    shown,
+)
 from .paths import compile_path_pattern, is_pattern
 from .registry import WEIGHT_INITIALIZERS
 
@@ -28,6 +35,7 @@ __all__ = [
     "KERNELS",
     "Initializer",
     "Number",
+    "OpaqueInit",
     "Override",
     "WeightInit",
     "layer_matches",
@@ -316,6 +324,38 @@ class WeightInit(Initializer):
         return [("bias", self.bias_value)] if name == "bias" else []
 
 
+class OpaqueInit(Initializer):
+    """An initializer that is code of its own, run on the whole module its rule is attached
+    to (e.g. an MMEngine ``BaseInit`` registered by a project): opaque, like a user
+    ``init_weights``; what it wrote is read off tensor version counters."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    shadows: ClassVar[str] = ""
+    """The built-in initializer this one's name hides, if any (an info-level lint)."""
+
+    _whole: bool = PrivateAttr(default=False)
+
+    @property
+    def origin(self) -> str:
+        """Where its code comes from (for messages and lints)."""
+        return f"{type(self).__module__}.{type(self).__qualname__}"
+
+    def run(self, module: Any) -> None:
+        """Initialize ``module`` (and what it selects below it)."""
+        raise NotImplementedError
+
+    @property
+    def whole(self) -> bool:
+        """Whether it runs as an override: on the whole named submodule, ``layer`` aside."""
+        return self._whole
+
+    def as_override(self) -> OpaqueInit:
+        copied = self.model_copy()
+        copied._whole = True
+        return copied
+
+
 def layer_matches(layer: tuple[str, ...] | None, module: object, match: str = "bases") -> bool:
     """MMEngine's ``layer`` test: the module's class name or a direct base's is listed
     (``match='mro'``: any class the module's class inherits from)."""
@@ -497,9 +537,8 @@ def parse_overrides(
     elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
         items.extend((join_path(path, i), item) for i, item in enumerate(value))
     else:
-        found.append(
-            Problem(path, f"override must be a dict or a list of dicts, got {shown(value)}.")
-        )
+        message = f"override must be a dict or a list of dicts, got {shown(value)}."
+        found.append(TypeProblem(path, message))
     overrides = []
     for item_path, item in items:
         override = _parse_override(item, item_path, found)

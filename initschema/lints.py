@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .errors import Problem, did_you_mean, join_path, redact
 from .functional import runs_user_code
-from .initializers import WeightInit
+from .initializers import OpaqueInit, WeightInit
 from .placement import is_sharded
 from .plan import InitPlan, last_writers
 from .report import possibly_uninitialized
@@ -178,6 +178,7 @@ def find_lints(
             checkpoint = redact(getattr(action.init, "checkpoint", ""))
             lints += Lint.for_load(action.source, checkpoint, action.module, action.match)
     lints += _shadowed_lints(plan)
+    lints += _hidden_builtin_lints(plan)
     lints += _sharded_lints(plan)
     lints += _default_lints(plan)
     lints += _meta_lints(plan)
@@ -254,9 +255,10 @@ def _unreachable_lints(plan: InitPlan) -> list[Lint]:
     lints = []
     modules = plan.modules
     for path, module in modules.items():
-        if not getattr(type(module), "_initschema_base_module", False) or not module.init_cfg:
+        base = getattr(type(module), "_initschema_base_module", False)
+        if not base or not getattr(module, "init_cfg", None):
             continue
-        if path in reached or module.is_init or _under(path, opaque):
+        if path in reached or getattr(module, "is_init", False) or _under(path, opaque):
             continue
         parent_path = path
         while "." in parent_path:
@@ -306,6 +308,24 @@ def _shadowed_lints(plan: InitPlan) -> list[Lint]:
                 )
             )
     return lints
+
+
+def _hidden_builtin_lints(plan: InitPlan) -> list[Lint]:
+    """A rule whose type names a project's own initializer (in MMEngine's registry) that
+    hides initschema's built-in of the same name: the project's meaning, as in MMEngine."""
+    lints: dict[str, Lint] = {}
+    for action in plan.actions:
+        init = action.init
+        if isinstance(init, OpaqueInit) and init.shadows and action.source not in lints:
+            lints[action.source] = Lint(
+                "shadowed-builtin",
+                action.source,
+                f"type {init.type_name!r} is {init.origin}, registered in MMEngine's "
+                f"registry, which hides initschema's built-in {init.shadows}: the project's "
+                f"class runs, as in MMEngine (rename it to use the built-in).",
+                level="info",
+            )
+    return list(lints.values())
 
 
 def _default_lints(plan: InitPlan) -> list[Lint]:

@@ -20,16 +20,97 @@ from torch import nn
 from . import _runtime
 from .cfg import parse_init_cfg
 from .compiler import compile_init_weights, compile_plan, has_own_init_weights
-from .errors import InitCfgError, Problem, join_path
+from .errors import InitCfgError, InitCfgTypeError, TypeProblem, join_path
 from .execute import execute, path_in_run, run_nested, running
 from .initializers import Initializer
 from .lints import deferred_lints
 from .plan import InitPlan
 from .report import InitReport
 
-__all__ = ["BaseModule", "ModuleDict", "ModuleList", "Sequential", "initialize"]
+__all__ = [
+    "BaseModule",
+    "ModuleDict",
+    "ModuleList",
+    "Sequential",
+    "check_init_cfg",
+    "initialize",
+    "plan_own_init_weights",
+    "run_init_weights",
+]
 
 logger = logging.getLogger("initschema")
+
+
+Done = Callable[[nn.Module, InitReport], None]
+"""What to do with the report of an ``init_weights`` run from outside a plan."""
+
+
+def check_init_cfg(module: nn.Module, init_cfg: Any) -> None:
+    """Validate the ``init_cfg`` a module is built with: raise :class:`InitCfgError`, or
+    for a class that owns its ``init_weights`` (which may give it its own meaning) log
+    the problems as deferred lints."""
+    try:
+        _parse(init_cfg, f"{type(module).__name__}.init_cfg")
+    except InitCfgError as error:
+        if not has_own_init_weights(module):
+            raise
+        for lint in deferred_lints(type(module).__name__, error.problems):
+            logger.info("%s", lint)
+
+
+def _parse(init_cfg: Any, path: str) -> None:
+    try:
+        parse_init_cfg(init_cfg, path)
+    except InitCfgError as error:
+        if isinstance(init_cfg, Mapping | list | tuple | Initializer):
+            raise
+        # Not even a container of rules: MMEngine raises TypeError for it.
+        raise InitCfgTypeError([TypeProblem(p.path, p.message) for p in error.problems]) from None
+
+
+def run_init_weights(module: nn.Module) -> InitReport | None:
+    """``BaseModule.init_weights`` of ``module`` (not yet initialized); the report when it
+    ran as a plan of its own, None when it ran as part of a running one."""
+    # Called from a user init_weights inside a running plan (its super().init_weights()),
+    # the outer plan reports and lints the whole model: this part only runs.
+    nested, where = running(), path_in_run(module)
+    if nested and run_nested(module):  # compiled with the running plan, and still valid
+        return None
+    try:
+        plan = compile_init_weights(module, log=not nested, lint=not nested, where=where)
+    except InitCfgError as error:
+        if not where:
+            raise
+        # Paths from the model's root, like the lints the outer plan logged for them.
+        raise InitCfgError(
+            [type(p)(join_path(where, p.path), p.message) for p in error.problems]
+        ) from None
+    report = plan.execute()
+    return None if nested else report
+
+
+def plan_own_init_weights(cls: type, done: Done | None = None) -> None:
+    """Wrap the ``init_weights`` that ``cls`` itself defines, if any (once): called from
+    outside a plan, it runs as the plan of ``init_weights()`` (one opaque call plus what
+    its ``super().init_weights()`` writes), so provenance, lints and the log cover the
+    whole call, as MMEngine's log does; ``done`` then gets the report."""
+    own = cls.__dict__.get("init_weights")
+    if callable(own) and not hasattr(own, "__wrapped_init_weights__"):
+        cls.init_weights = _planned(own, done)  # type: ignore[attr-defined]
+
+
+def _planned(user_init_weights: Callable[..., None], done: Done | None) -> Callable[..., None]:
+    @functools.wraps(user_init_weights)
+    def init_weights(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        if running() or args or kwargs:
+            user_init_weights(self, *args, **kwargs)
+            return
+        report = compile_plan(self).execute()
+        if done is not None:
+            done(self, report)
+
+    init_weights.__wrapped_init_weights__ = user_init_weights  # type: ignore[attr-defined]
+    return init_weights
 
 
 class BaseModule(nn.Module):
@@ -51,21 +132,13 @@ class BaseModule(nn.Module):
 
     def __init__(self, init_cfg: Any = None) -> None:
         super().__init__()
-        try:
-            parse_init_cfg(init_cfg, f"{type(self).__name__}.init_cfg")
-        except InitCfgError as error:
-            if not has_own_init_weights(self):
-                raise
-            for lint in deferred_lints(type(self).__name__, error.problems):
-                logger.info("%s", lint)
+        check_init_cfg(self, init_cfg)
         self._is_init = False
         self.init_cfg = copy.deepcopy(init_cfg)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        own = cls.__dict__.get("init_weights")
-        if callable(own) and not hasattr(own, "__wrapped_init_weights__"):
-            cls.init_weights = _planned(own)  # type: ignore[method-assign]
+        plan_own_init_weights(cls)
 
     @property
     def is_init(self) -> bool:
@@ -89,21 +162,7 @@ class BaseModule(nn.Module):
                 stacklevel=2,
             )
             return
-        # Called from a user init_weights inside a running plan (its super().init_weights()),
-        # the outer plan reports and lints the whole model: this part only runs.
-        nested, where = running(), path_in_run(self)
-        if nested and run_nested(self):  # compiled with the running plan, and still valid
-            return
-        try:
-            plan = compile_init_weights(self, log=not nested, lint=not nested, where=where)
-        except InitCfgError as error:
-            if not where:
-                raise
-            # Paths from the model's root, like the lints the outer plan logged for them.
-            raise InitCfgError(
-                [Problem(join_path(where, p.path), p.message) for p in error.problems]
-            ) from None
-        plan.execute()
+        run_init_weights(self)
 
     init_weights._initschema_base_init_weights = True  # type: ignore[attr-defined]
 
@@ -140,27 +199,12 @@ class ModuleDict(BaseModule, nn.ModuleDict):
         nn.ModuleDict.__init__(self, modules)
 
 
-def _planned(user_init_weights: Callable[..., None]) -> Callable[..., None]:
-    """Wrap a subclass's ``init_weights``: called from outside a plan, it runs as the plan of
-    ``init_weights()`` (one opaque call plus what its ``super().init_weights()`` writes),
-    so provenance, lints and the log cover the whole call, as MMEngine's log does."""
-
-    @functools.wraps(user_init_weights)
-    def init_weights(self: BaseModule, *args: Any, **kwargs: Any) -> None:
-        if running() or args or kwargs:
-            user_init_weights(self, *args, **kwargs)
-        else:
-            compile_plan(self).execute()
-
-    init_weights.__wrapped_init_weights__ = user_init_weights  # type: ignore[attr-defined]
-    return init_weights
-
-
 def initialize(module: nn.Module, init_cfg: Any) -> None:
     """Apply ``init_cfg`` to ``module`` as MMEngine's ``initialize`` does (list order,
     each rule's overrides right after it), after validating all of it."""
     if init_cfg is None:
         raise TypeError("initialize() needs an init_cfg (a dict, a list or named rules), got None")
+    _parse(init_cfg, "init_cfg")
     compile_plan(module, init_cfg).execute()
 
 

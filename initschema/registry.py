@@ -22,6 +22,9 @@ class Registry:
     def __init__(self, name: str) -> None:
         self.name = name
         self._classes: dict[str, type[Initializer]] = {}
+        self.resolvers: list[Callable[[str], type[Initializer] | None]] = []
+        """Looked up before the registered names: a name one of them resolves means its
+        class (:mod:`initschema.mmengine` adds MMEngine's registry here)."""
         self.base: type | None = None
         """The class every entry must derive from (set by :mod:`initschema.initializers`,
         which defines it above this module)."""
@@ -53,6 +56,10 @@ class Registry:
             if key in self._classes.values():
                 return key
             raise KeyError(f"{key.__qualname__} is not registered in {self.name}")
+        if isinstance(key, str):
+            for resolve in self.resolvers:
+                if (found := resolve(key)) is not None:
+                    return found
         if isinstance(key, str) and key in self._classes:
             return self._classes[key]
         raise KeyError(self.unknown_message(key))

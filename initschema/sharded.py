@@ -11,6 +11,7 @@ import torch
 
 from .builtin_initializers import CallInit
 from .errors import InitUsageError
+from .initializers import OpaqueInit
 from .placement import is_sharded, local_box
 from .plan import InitPlan
 
@@ -80,6 +81,12 @@ def check_sharded(plan: InitPlan, seed: int | None, *, allocated: bool = True) -
                 f"{action.source}: the Call rule would run {action.init.method}() of {where} on "
                 f"sharded (DTensor) parameters such as {held[0]!r}; set shard_safe: true in the "
                 f"rule if that method writes each rank's part correctly."
+            )
+        if action.kind == "method" and isinstance(action.init, OpaqueInit):
+            raise InitUsageError(
+                f"{action.source}: {action.init.origin} would run on {where}, which holds "
+                f"sharded (DTensor) parameters such as {held[0]!r}; initializers registered "
+                f"in MMEngine need whole tensors. Initialize before sharding."
             )
         if action.kind == "load" and action.hooked:
             raise InitUsageError(

@@ -1,5 +1,5 @@
 """Build real OpenMMLab models from their shipped configs and run ``init_weights`` on them,
-with MMEngine's own ``BaseModule`` family or with initschema's standing in for it.
+with MMEngine's own ``BaseModule`` or through the door, ``import initschema.mmengine``.
 
 Run in a subprocess, once per engine (``tests/test_openmmlab.py`` does)::
 
@@ -15,9 +15,9 @@ checkpoint that ``--prepare`` builds with unpatched MMEngine, so both engines lo
 ``FILE.pt`` holds, per SPEC, ``{"state", "rng", "error", "foreign", "seconds"}``: the state
 dict after ``init_weights`` (detached clones, or with ``--state digest`` a per-tensor
 ``(dtype, shape, blake2b, mean, std)`` row, small enough for 60 models), the CPU RNG state
-after it, ``None`` or ``"ExcType: message"`` (then also a ``"traceback"``), and what of
-MMEngine's own init code the initschema engine still reached (its ``BaseModule`` in the
-model, its init functions in module globals). One failing model never hides the others.
+after it, ``None`` or ``"ExcType: message"`` (then also a ``"traceback"``), and, under the
+door, the modules whose ``init_weights`` is still MMEngine's own. One failing model never
+hides the others.
 
 The imports need care: ``mmdet``'s and ``mmseg``'s ``__init__`` assert ``mmcv < 2.2.0``,
 ``mmpretrain``'s imports its whole API, and ``mmcv-lite`` has no compiled ops. So the three
@@ -55,21 +55,6 @@ BUILD_SEED = 1  # not INIT_SEED, so a tensor init_weights skips keeps a value no
 INIT_SEED = 0
 CKPT_SEED = 2  # checkpoints differ from both the built and the initialized weights
 REMOTE = ("http://", "https://", "torchvision://", "open-mmlab://", "mmcls://", "modelzoo://")
-
-CONTAINERS = ("BaseModule", "Sequential", "ModuleList", "ModuleDict")
-INIT_FUNCTIONS = (
-    "bias_init_with_prob",
-    "caffe2_xavier_init",
-    "constant_init",
-    "initialize",
-    "kaiming_init",
-    "normal_init",
-    "trunc_normal_",
-    "trunc_normal_init",
-    "uniform_init",
-    "xavier_init",
-)
-
 
 # --- imports: bare packages and stubs ------------------------------------------------------
 
@@ -171,38 +156,15 @@ def _offline() -> None:
     socket.socket.connect = refuse  # type: ignore[method-assign]
 
 
-def _patch_mmengine() -> dict[str, Any]:
-    """initschema stands in for MMEngine's containers and init functions, before any model
-    code imports them; returns MMEngine's originals, to find any that were still reached."""
-    import mmengine.model
-    import mmengine.model.base_model.base_model
-    import mmengine.model.base_module
-    import mmengine.model.weight_init
-
-    import initschema
-
-    targets = (
-        mmengine.model,
-        mmengine.model.base_module,
-        mmengine.model.weight_init,
-        mmengine.model.base_model.base_model,
-    )
-    originals: dict[str, Any] = {}
-    for name in CONTAINERS + INIT_FUNCTIONS:
-        for module in targets:
-            if hasattr(module, name):
-                originals.setdefault(name, getattr(module, name))
-                setattr(module, name, getattr(initschema, name))
-    # BaseModel (every detector, segmentor and classifier) subclassed MMEngine's BaseModule
-    # when mmengine.model was imported; rebase it so the root of each model is initschema's.
-    mmengine.model.BaseModel.__bases__ = (initschema.BaseModule,)
-    return originals
-
-
-def _import_models(packages: Sequence[str]) -> None:
+def _import_models(packages: Sequence[str], engine: str = "mmengine") -> None:
+    """Each package's ``models``; with ``engine="initschema"`` the first package's before
+    ``import initschema.mmengine`` and the others' after, as a project's imports may come
+    in either order."""
     for name in PACKAGES:  # all three: mmpretrain's models import mmdet's
         _register_bare_package(name)
-    for name in packages:
+    for index, name in enumerate(packages):
+        if engine == "initschema" and index == min(1, len(packages) - 1):
+            import initschema.mmengine  # noqa: F401
         importlib.import_module(f"{name}.models")
 
 
@@ -421,30 +383,22 @@ def _digest(tensor: torch.Tensor) -> tuple[str, tuple[int, ...], str, float, flo
     return str(tensor.dtype), tuple(tensor.shape), digest.hexdigest(), mean, std
 
 
-def _foreign(model: nn.Module, originals: dict[str, Any]) -> list[str]:
-    """What of MMEngine's own init code the initschema engine can still reach."""
-    if not originals:
+def _foreign(model: nn.Module, engine: str) -> list[str]:
+    """Under the door, the modules whose ``init_weights`` is still MMEngine's own."""
+    from mmengine.model import BaseModule
+
+    if engine != "initschema":
         return []
-    base = originals["BaseModule"]
-    found = [
-        f"{path or '<root>'}: {type(m).__name__} is MMEngine's BaseModule"
+    return sorted(
+        f"{path or '<root>'}: {type(m).__name__}.init_weights is MMEngine's"
         for path, m in model.named_modules()
-        if isinstance(m, base)
-    ]
-    by_id = {id(obj): name for name, obj in originals.items()}
-    prefixes = ("mmcv", "mmdet", "mmseg", "mmpretrain", "mmengine.model")
-    for module_name, module in list(sys.modules.items()):
-        if module is None or not module_name.startswith(prefixes):
-            continue
-        for attr, value in list(vars(module).items()):
-            if id(value) in by_id:
-                found.append(f"{module_name}.{attr} is MMEngine's {by_id[id(value)]}")
-    return sorted(found)
+        if isinstance(m, BaseModule)
+        and not getattr(method := type(m).init_weights, "_initschema_base_init_weights", False)
+        and not hasattr(method, "__wrapped_init_weights__")
+    )
 
 
-def _run_one(
-    spec: str, ckpt_dir: Path | None, originals: dict[str, Any], state_mode: str
-) -> dict[str, Any]:
+def _run_one(spec: str, ckpt_dir: Path | None, engine: str, state_mode: str) -> dict[str, Any]:
     package, cfg = _model_cfg_for(spec, ckpt_dir)
     random.seed(BUILD_SEED)
     torch.manual_seed(BUILD_SEED)
@@ -457,19 +411,18 @@ def _run_one(
         kept: dict[str, Any] = {k: _digest(v) for k, v in state.items()}
     else:
         kept = {k: v.detach().clone() for k, v in state.items()}
-    return {"state": kept, "rng": rng, "error": None, "foreign": _foreign(model, originals)}
+    return {"state": kept, "rng": rng, "error": None, "foreign": _foreign(model, engine)}
 
 
 def run(
     engine: str, specs: Sequence[str], ckpt_dir: Path | None, state_mode: str
 ) -> dict[str, dict[str, Any]]:
-    originals = _patch_mmengine() if engine == "initschema" else {}
-    _import_models(sorted({_split(s)[0] for s in specs}))
+    _import_models(sorted({_split(s)[0] for s in specs}), engine)
     results: dict[str, dict[str, Any]] = {}
     for spec in specs:
         start = time.perf_counter()
         try:
-            result = _run_one(spec, ckpt_dir, originals, state_mode)
+            result = _run_one(spec, ckpt_dir, engine, state_mode)
         except Exception as e:
             print(f"--- {spec} [{engine}]", file=sys.stderr)
             traceback.print_exc()
