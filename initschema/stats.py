@@ -463,9 +463,11 @@ def _chunks(flat: Tensor) -> Iterator[Tensor]:
         yield flat[start : start + _CHUNK].to("cpu", torch.float64)
 
 
-def render_stats(stats: Sequence[TensorStats], found: Sequence[Finding] = ()) -> str:
+def render_stats(
+    stats: Sequence[TensorStats], found: Sequence[Finding] = (), lints: Sequence[Any] = ()
+) -> str:
     """A table: per parameter, what wrote it, expected and measured std, mean, min, max
-    and its flags; then every finding in full."""
+    and its flags; then every finding in full (the plan's ``lints`` are counted first)."""
     table = Table()
     for column in ("parameter", "shape", "initializer"):
         table.add_column(column)
@@ -485,6 +487,8 @@ def render_stats(stats: Sequence[TensorStats], found: Sequence[Finding] = ()) ->
     flagged = len({f.path for f in found})
     text = f"{_count(len(stats), 'parameter')}, {_count(len(found), 'finding')}"
     text += f" at {_count(flagged, 'path')}" if found else ""
+    if warnings := sum(1 for lint in lints if lint.level == "warning"):
+        text += f", {_count(warnings, 'lint warning')} (below)"
     text += f"\n{render(table)}"
     if found:
         text += "\nFindings:\n" + "\n".join(f"  {finding}" for finding in found)
