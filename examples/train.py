@@ -14,6 +14,7 @@ Every init_cfg node is validated before the model is built; a bad value prints
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import torch
@@ -24,6 +25,9 @@ from torch import nn
 
 import initschema as ins
 import initschema.hydra as ins_hydra
+from initschema.plan import render_plan
+
+logger = logging.getLogger("initschema")
 
 
 def build(cfg: DictConfig) -> tuple[nn.Module, ins.InitPlan, bool]:
@@ -36,7 +40,7 @@ def build(cfg: DictConfig) -> tuple[nn.Module, ins.InitPlan, bool]:
         )
         if not ins.unwritten(model, plan):
             with ins_hydra.config_errors(cfg):  # now with its lints, strict if asked
-                return model, ins.compile_plan(model, strict=cfg.strict), True
+                return model, ins.compile_plan(model, strict=cfg.strict, log=False), True
     model, plan = ins_hydra.instantiate_and_plan(cfg.model, cfg, strict=cfg.strict)
     return model, plan, False
 
@@ -78,7 +82,16 @@ def train(cfg: DictConfig) -> None:
         else "on the CPU: the plan does not set every tensor itself"
     )
     print(f"Built {type(model).__name__} ({where}).")
-    print(plan)
+    # Norm running statistics left on the meta device are what materialize resets: the
+    # lint that says so is for plan.execute() users, not this app.
+    lints = [
+        lint
+        for lint in plan.lints
+        if not (on_meta and lint.kind == "stays-on-meta" and lint.level == "info")
+    ]
+    for lint in lints if on_meta else ():
+        logger.log(logging.WARNING if lint.level == "warning" else logging.INFO, "%s", lint)
+    print(render_plan(plan, lints))
     torch.manual_seed(cfg.seed)
     if on_meta:
         report = ins.materialize(model, "cpu", seed=cfg.init_seed, plan=plan)
