@@ -50,7 +50,7 @@ from .modern_initializers import (
     WangInit,
     ZerosInit,
 )
-from .plan import Action, InitPlan
+from .plan import Action, InitPlan, brief
 from .report import InitReport, Provenance, possibly_uninitialized, render, shape_text
 
 __all__ = [
@@ -116,6 +116,8 @@ class TensorStats:
     min: float | None
     max: float | None
     flags: tuple[Finding, ...] = ()
+    brief: str = ""
+    """What a table shows of ``initializer``: the arguments its rule sets (empty: all)."""
 
     @property
     def numel(self) -> int:
@@ -276,6 +278,7 @@ def _measure_one(
 ) -> TensorStats:
     shape = tuple(tensor.shape)
     expected: tuple[float, float] | None = None
+    shown = ""
     owner = model.get_submodule(path.rpartition(".")[0])
     writer: Writer = "none" if provenance is None else cast(Writer, provenance.kind)
     if provenance is None:
@@ -291,6 +294,7 @@ def _measure_one(
         init = found[0] if found else None
         if found is not None:
             expected = expected_moments(found[0], found[1], shape)
+            shown = brief(found[0]) if found[1] == "weight" else f"{found[0].bias_value:g} (bias)"
         if writer == "write":
             constant = expected is not None and expected[1] == 0
             family = "constant" if constant else init.type_name if init else "rule"
@@ -326,6 +330,7 @@ def _measure_one(
         moments.min,
         moments.max,
         tuple(flags),
+        shown,
     )
 
 
@@ -479,7 +484,7 @@ def render_stats(
         table.add_row(
             row.path,
             shape_text(row.shape),
-            escape(row.initializer),
+            escape(row.brief or row.initializer),
             expected,
             *(_number(v) for v in (row.std, row.mean, row.min, row.max)),
             ", ".join(dict.fromkeys(flag.kind for flag in row.flags)),
