@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,8 +50,21 @@ def print_findings(
 
 
 def render_lints(lints: Sequence[Any]) -> str:
-    """The lints section of a plan or a report (empty when there are none)."""
-    return "Lints:\n" + "\n".join(f"  {lint}" for lint in lints) if lints else ""
+    """The lints section of a plan or a report (empty when there are none), wrapped at the
+    terminal's width without breaking a path."""
+    width = shutil.get_terminal_size((100, 24)).columns
+    wrapped = [
+        textwrap.fill(
+            str(lint),
+            width,
+            initial_indent="  ",
+            subsequent_indent="    ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        for lint in lints
+    ]
+    return "Lints:\n" + "\n".join(wrapped) if lints else ""
 
 
 def _writers(plan: Any) -> dict[str, Any]:

@@ -294,7 +294,7 @@ def _validate(args: argparse.Namespace) -> int:
         args.json,
         {"init_cfgs": counts},
         notes=notes,
-        summary=_summary(path, counts, len(notes)),
+        summary=_summary(path, counts, sum(1 for note in notes if note.path != "defaults")),
     )
 
 

@@ -148,9 +148,8 @@ class Action:
             if self.role(self.tensors[self.params.index(path)]) == "weight":
                 return brief(self.init)
             given = self.init.bias_prob
-            return f"{self.init.bias_value:g} (bias" + (
-                f" from bias_prob={_shown(given)})" if given is not None else ")"
-            )
+            why = "bias" if given is None else f"bias_prob={_shown(given)}"
+            return f"{self.init.bias_value:g} ({why})"
         return self.describe_param(path)
 
     def to_dict(self) -> dict[str, Any]:

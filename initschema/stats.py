@@ -225,12 +225,14 @@ def ignored_init_cfgs(plan: InitPlan) -> tuple[Finding, ...]:
 
 
 def _write_actions(plan: InitPlan) -> dict[tuple[str, str], list[Action]]:
-    """Every write action of the plan and of its nested ``super()`` plans, by (module,
-    source): how a report's provenance finds its initializer."""
+    """Every write and Call-rule action of the plan and of its nested ``super()`` plans, by
+    (module, source): how a report's provenance finds its initializer."""
     actions = [*plan.actions, *(a for sub in plan.subplans.values() for a in sub.actions)]
     found: dict[tuple[str, str], list[Action]] = {}
     for action in actions:
-        if action.kind == "write" and isinstance(action.init, WeightInit):
+        if action.kind == "method" or (
+            action.kind == "write" and isinstance(action.init, WeightInit)
+        ):
             found.setdefault((action.module, action.source), []).append(action)
     return found
 
@@ -274,6 +276,8 @@ def _measure_one(
             writer, ""
         )
         found = _writer_init(path, provenance, writes) if writer == "write" else None
+        calls = writes.get((provenance.module, provenance.source), ()) if writer == "method" else ()
+        shown = next((brief(a.init) for a in calls if a.init), "")
         init = found[0] if found else None
         if found is not None:
             expected = expected_moments(found[0], found[1], shape)
