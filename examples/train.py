@@ -25,7 +25,7 @@ from torch import nn
 
 import initschema as ins
 import initschema.hydra as ins_hydra
-from initschema.plan import render_plan
+from initschema.plan import brief, render_plan
 
 logger = logging.getLogger("initschema")
 
@@ -45,15 +45,20 @@ def build(cfg: DictConfig) -> tuple[nn.Module, ins.InitPlan, bool]:
     return model, plan, False
 
 
-def by_rule(report: ins.InitReport) -> Table:
-    """One row per rule: how many parameters and elements it wrote last."""
+def by_rule(plan: ins.InitPlan, report: ins.InitReport) -> Table:
+    """One row per rule: how many parameters and elements it wrote last (the initializer
+    with the arguments the rule sets, as the plan shows it)."""
+    last = plan.last_writers()
+    calls = {a.source: brief(a.init) for a in plan.actions if a.kind == "method" and a.init}
     counts: dict[tuple[str, str], list[int]] = {}
     for row in report:
-        key = (
-            (row.provenance.source, row.provenance.initializer)
-            if row.provenance
-            else ("-", "unchanged (PyTorch default)")
-        )
+        if row.provenance is None:
+            key = ("-", "unchanged (PyTorch default)")
+        elif row.path in last and plan.actions[last[row.path]].source == row.provenance.source:
+            key = (row.provenance.source, plan.actions[last[row.path]].brief_param(row.path))
+        else:
+            source = row.provenance.source
+            key = (source, calls.get(source, row.provenance.initializer))
         entry = counts.setdefault(key, [0, 0])
         entry[0] += 1
         entry[1] += int(torch.Size(row.shape).numel())
@@ -97,7 +102,7 @@ def train(cfg: DictConfig) -> None:
         report = ins.materialize(model, "cpu", seed=cfg.init_seed, plan=plan)
     else:
         report = plan.execute(seed=cfg.init_seed)
-    Console(highlight=False).print(by_rule(report))
+    Console(highlight=False).print(by_rule(plan, report))
     with torch.no_grad():
         logits = model(model.example_input(2))  # type: ignore[operator]
     print(f"forward check: logits {tuple(logits.shape)}, finite: {bool(logits.isfinite().all())}")

@@ -80,8 +80,8 @@ def import_user_module(module: str, option: str, *, engine: bool = True) -> None
         importlib.import_module(module)
     except ImportError as error:
         raise CommandError(
-            f"{option} {module}: cannot import it ({error}). Run from the directory that holds "
-            f"it, put that directory on PYTHONPATH, or install its package."
+            f"{option} {module}: cannot import it ({error}). Put the directory that holds it "
+            f"on PYTHONPATH, or install its package."
         ) from None
     except Exception as error:
         raise CommandError(f"{option} {module}: importing it failed: {_one_line(error)}") from None

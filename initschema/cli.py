@@ -56,9 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             import_user_module(module, "--import", engine=args.command != "validate")
         result: int = args.run(args)
-    except CommandError as error:
-        print(f"initschema {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except CommandError as error:  # as argparse's own usage errors: SystemExit(2)
+        parser.exit(2, f"initschema {args.command}: error: {error}\n")
     except BrokenPipeError:  # `initschema diff --json | head`: the reader has gone
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
