@@ -79,7 +79,8 @@ def train(cfg: DictConfig) -> None:
         model, plan, on_meta = build(cfg)
     except ins.InitCfgError as error:
         for problem in error.problems:
-            print(f"Error in config {problem}", file=sys.stderr)
+            where = f"Error in config {problem.path}: " if problem.path else "Error: "
+            print(f"{where}{problem.message}", file=sys.stderr)
         sys.exit(1)
     where = (
         "on the meta device, then materialized"

@@ -19,7 +19,15 @@ from omegaconf.errors import OmegaConfBaseException
 from .cfg import parse_init_cfg
 from .errors import InitCfgError, Problem, join_path
 
-__all__ = ["ALIAS_NODES", "CommandError", "Note", "check_tree", "load_yaml", "validate_file"]
+__all__ = [
+    "ALIAS_NODES",
+    "AliasError",
+    "CommandError",
+    "Note",
+    "check_tree",
+    "load_yaml",
+    "validate_file",
+]
 
 ALIAS_NODES = 10_000
 """How many nodes a file's aliases (``*name``) may add when expanded: ordinary reuse of an
@@ -31,6 +39,10 @@ _MAX_FILES = 5_000
 
 class CommandError(Exception):
     """A usage error, or input the command cannot use; the message says why (exit status 2)."""
+
+
+class AliasError(CommandError):
+    """YAML aliases that expand too far, or refer to themselves."""
 
 
 @dataclass(frozen=True)
@@ -74,14 +86,20 @@ def load_yaml(path: str) -> Any:
 
 
 def check_tree(directory: str) -> None:
-    """Every YAML file under a config directory, as :func:`load_yaml` checks one: Hydra
-    would expand an alias bomb there too."""
+    """The aliases of every YAML file under a config directory, as :func:`load_yaml` checks
+    them: Hydra would expand an alias bomb there too (other problems are Hydra's to report,
+    for the files it reads)."""
     count = 0
     for root, _, names in os.walk(directory):
         for name in sorted(names):
             if name.endswith((".yaml", ".yml")) and count < _MAX_FILES:
                 count += 1
-                load_yaml(os.path.join(root, name))
+                try:
+                    load_yaml(os.path.join(root, name))
+                except AliasError:
+                    raise
+                except CommandError:
+                    continue
 
 
 def _check_aliases(root: yaml.Node, path: str) -> None:
@@ -93,7 +111,7 @@ def _check_aliases(root: yaml.Node, path: str) -> None:
         if key in sizes:
             return sizes[key]
         if key in active:
-            raise CommandError(f"{path!r} holds an alias that refers to itself.")
+            raise AliasError(f"{path!r} holds an alias that refers to itself.")
         active.add(key)
         total = 1
         if isinstance(node, yaml.SequenceNode):
@@ -106,7 +124,7 @@ def _check_aliases(root: yaml.Node, path: str) -> None:
 
     expanded = size(root)
     if expanded - len(sizes) > ALIAS_NODES:
-        raise CommandError(
+        raise AliasError(
             f"{path!r}: its aliases expand to {expanded:,} nodes (at most {ALIAS_NODES:,} more "
             f"than the file writes are read); write the values out, or use fewer aliases."
         )

@@ -310,6 +310,17 @@ model:
         composed = _run(tmp_path, "validate", "--config-dir", "conf", "--config-name", "config")
         assert composed.returncode == 2 and "aliases expand" in composed.stderr
 
+    def test_unrelated_broken_file_in_config_dir(self, app: Path) -> None:
+        """Only aliases are checked before composing: a broken YAML file the config does not
+        use is Hydra's business, not a refusal."""
+        (app / "conf" / "scratch").mkdir(exist_ok=True)
+        (app / "conf" / "scratch" / "broken.yaml").write_text("a: [\n")
+        try:
+            result = _run(app, "validate", *HYDRA)
+        finally:
+            (app / "conf" / "scratch" / "broken.yaml").unlink()
+        assert result.returncode == 0, result.stderr
+
     def test_ordinary_aliases_load(self, tmp_path: Path) -> None:
         """An anchor reused a few times is fine."""
         (tmp_path / "a.yaml").write_text(
