@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,8 +38,8 @@ _EXIT = (
     "a model that fails to build."
 )
 _BUILDS = (
-    "It builds the model: it calls --model, or instantiates the config's model node, running "
-    "the _target_s it names (the current directory is importable, after installed packages)."
+    "Building it calls --model, or instantiates the config's model node, running the "
+    "_target_s it names (the current directory is importable, after installed packages)."
 )
 
 
@@ -74,9 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="initschema",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=(__doc__ or "").replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_EXIT,
+        epilog=textwrap.fill(_EXIT, 92),
     )
     parser.add_argument("--version", action="version", version=f"initschema {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
