@@ -15,6 +15,8 @@ the run exits with status 1.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from omegaconf import DictConfig
 from rich.console import Console
@@ -23,6 +25,9 @@ from torch import nn
 
 import initschema as ins
 import initschema.hydra as ins_hydra
+from initschema.plan import brief, render_plan
+
+logger = logging.getLogger("initschema")
 
 
 def build(cfg: DictConfig) -> tuple[nn.Module, ins.InitPlan, bool]:
@@ -35,20 +40,25 @@ def build(cfg: DictConfig) -> tuple[nn.Module, ins.InitPlan, bool]:
         )
         if not ins.unwritten(model, plan):
             with ins_hydra.config_errors(cfg):  # now with its lints, strict if asked
-                return model, ins.compile_plan(model, strict=cfg.strict), True
+                return model, ins.compile_plan(model, strict=cfg.strict, log=False), True
     model, plan = ins_hydra.instantiate_and_plan(cfg.model, cfg, strict=cfg.strict)
     return model, plan, False
 
 
-def by_rule(report: ins.InitReport) -> Table:
-    """One row per rule: how many parameters and elements it wrote last."""
+def by_rule(plan: ins.InitPlan, report: ins.InitReport) -> Table:
+    """One row per rule: how many parameters and elements it wrote last (the initializer
+    with the arguments the rule sets, as the plan shows it)."""
+    last = plan.last_writers()
+    calls = {a.source: brief(a.init) for a in plan.actions if a.kind == "method" and a.init}
     counts: dict[tuple[str, str], list[int]] = {}
     for row in report:
-        key = (
-            (row.provenance.source, row.provenance.initializer)
-            if row.provenance
-            else ("-", "unchanged (PyTorch default)")
-        )
+        if row.provenance is None:
+            key = ("-", "unchanged (PyTorch default)")
+        elif row.path in last and plan.actions[last[row.path]].source == row.provenance.source:
+            key = (row.provenance.source, plan.actions[last[row.path]].brief_param(row.path))
+        else:
+            source = row.provenance.source
+            key = (source, calls.get(source, row.provenance.initializer))
         entry = counts.setdefault(key, [0, 0])
         entry[0] += 1
         entry[1] += int(torch.Size(row.shape).numel())
@@ -74,13 +84,22 @@ def train(cfg: DictConfig) -> None:
         else "on the CPU: the plan does not set every tensor itself"
     )
     print(f"Built {type(model).__name__} ({where}).")
-    print(plan)
+    # Norm running statistics left on the meta device are what materialize resets: the
+    # lint that says so is for plan.execute() users, not this app.
+    lints = [
+        lint
+        for lint in plan.lints
+        if not (on_meta and lint.kind == "stays-on-meta" and lint.level == "info")
+    ]
+    for lint in lints if on_meta else ():
+        logger.log(logging.WARNING if lint.level == "warning" else logging.INFO, "%s", lint)
+    print(render_plan(plan, lints))
     torch.manual_seed(cfg.seed)
     if on_meta:
         report = ins.materialize(model, "cpu", seed=cfg.init_seed, plan=plan)
     else:
         report = plan.execute(seed=cfg.init_seed)
-    Console(highlight=False).print(by_rule(report))
+    Console(highlight=False).print(by_rule(plan, report))
     with torch.no_grad():
         logits = model(model.example_input(2))  # type: ignore[operator]
     print(f"forward check: logits {tuple(logits.shape)}, finite: {bool(logits.isfinite().all())}")

@@ -1,24 +1,23 @@
 """The ``initschema`` command: validate configs, print and compare plans, write the schema.
 
-    initschema validate FILE.yaml [KEY ...]             # no model, no torch
+    initschema validate FILE.yaml [KEY ...]              # no model, no torch, runs nothing
     initschema validate --config-dir DIR --config-name NAME [OVERRIDE ...]
-    initschema plan --model pkg.mod:factory [--config FILE.yaml [--key KEY]]
+    initschema plan --model PKG.MOD:FACTORY [--config FILE.yaml [--key KEY]]
     initschema plan --config-dir DIR --config-name NAME [--node model] [OVERRIDE ...]
-    initschema diff --model pkg.mod:factory A.yaml B.yaml
-    initschema diff --config-dir DIR --config-name NAME --override OVERRIDE ...
-    initschema report --model pkg.mod:factory [--config FILE.yaml] [--seed N] [--plot out.png]
+    initschema diff --model PKG.MOD:FACTORY A.yaml B.yaml
+    initschema diff --config-dir DIR --config-name NAME OVERRIDE ...
+    initschema report --model PKG.MOD:FACTORY [--config FILE.yaml] [--seed N] [--plot out.png]
     initschema report --config-dir DIR --config-name NAME [--node model] [OVERRIDE ...]
     initschema schema [--hydra-rule | --strategy] [--import MOD] [-o FILE]
 
-Exit status: 0 when all is well, 1 for findings (an invalid config; lints under
-``--strict``; a flagged parameter of ``report``), 2 for a usage error. ``--json``
-prints a machine-readable result. Commands that build no model import no torch.
+plan, diff and report build the model: they call --model, or run the ``_target_``s of the
+config's model node (the current directory is importable, after installed packages).
+validate builds nothing and runs no code of the config.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -26,376 +25,165 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _mmengine_config
-from .cfg import parse_init_cfg
-from .errors import InitCfgError, Problem
+from ._cli_args import parser as cli_parser
+from ._cli_yaml import CommandError, validate_file
+from .errors import InitCfgError
 from .schema import hydra_rule_schema, hydra_strategy_schema, init_cfg_schema
 
 __all__ = ["main"]
-
-
-class _Usage(Exception):
-    """A usage error found after parsing: exit status 2, with this message."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if _mmengine_config.is_mmengine_form(argv):  # validate|plan|report CONFIG.py
         return _mmengine_config.main(argv)
-    parser = _parser()
-    args = parser.parse_args(argv)
+    parser = cli_parser((__doc__ or "").replace("``", ""))
+    args, extra = parser.parse_known_args(argv)
+    unknown = [arg for arg in extra if arg.startswith("-") or not hasattr(args, "positional")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra:  # positionals after an option (`--config-dir conf a=1 --strict b=2`)
+        args.positional = [*args.positional, *extra]
     try:
         for module in args.modules:
-            _import(module)
-        result: int = args.run(args)
-    except _Usage as error:
+            from ._cli_build import import_user_module
+
+            import_user_module(module, "--import", engine=args.command != "validate")
+        result: int = _COMMANDS[args.command](args)
+    except CommandError as error:  # as argparse's own usage errors: SystemExit(2)
         parser.exit(2, f"initschema {args.command}: error: {error}\n")
+    except BrokenPipeError:  # `initschema diff --json | head`: the reader has gone
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # user code (a model, its init_weights) or a bug: one line
+        text = " ".join(str(error).split())
+        print(f"initschema {args.command}: error: {type(error).__name__}: {text}", file=sys.stderr)
+        return 2
     return result
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="initschema",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Exit status: 0 ok, 1 findings (invalid config, lints under --strict, flagged "
-        "parameters of report), 2 usage.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    validate = commands.add_parser(
-        "validate",
-        help="validate an init_cfg file, or every init_cfg of a Hydra config, without a model",
-        description="Validate an init_cfg YAML file (the whole file, or the nodes at KEY...), "
-        "or every init_cfg node of a composed Hydra config. Builds no model and imports no "
-        "torch.",
-    )
-    validate.add_argument("file", nargs="?", help="a YAML file holding an init_cfg")
-    validate.add_argument(
-        "nodes", nargs="*", metavar="KEY", help="dotted keys of the init_cfgs in FILE"
-    )
-    _hydra_options(validate)
-    validate.set_defaults(run=_validate)
-
-    plan = commands.add_parser(
-        "plan",
-        help="build a model on the meta device and print the plan of its initialization",
-        description="Build the model on the meta device (no memory, no time), compile its "
-        "plan and print it: which initializer writes every parameter, and the lints.",
-    )
-    _model_options(plan)
-    _init_cfg_options(plan, config=True)
-    plan.add_argument("--strict", action="store_true", help="warning lints are findings")
-    _hydra_options(plan)
-    plan.set_defaults(run=_plan)
-
-    diff = commands.add_parser(
-        "diff",
-        help="the parameters whose initialization differs between two init_cfgs",
-        description="Plan two init_cfgs on the same model and print only the parameters "
-        "whose initializer, arguments or rule change: two init_cfg files on a --model, or a "
-        "Hydra config without and with its --override values.",
-    )
-    _model_options(diff)
-    diff.add_argument("a", nargs="?", help="a YAML file holding an init_cfg")
-    diff.add_argument("b", nargs="?", help="another one")
-    _init_cfg_options(diff, config=False)
-    _hydra_options(diff)
-    diff.set_defaults(run=_diff)
-
-    report = commands.add_parser(
-        "report",
-        help="initialize a model for real and check every parameter against its formula",
-        description="Build the model (for real), initialize it, then measure every "
-        "parameter (mean, std, min, max) beside what its initializer's formula predicts. "
-        "Flags a std or mean off by more than its tensor's size allows, NaN or infinite "
-        "values, possibly uninitialized memory, and init_cfgs an init_weights ignored; "
-        "exit status 1 when anything is flagged.",
-    )
-    report.add_argument(
-        "--model",
-        metavar="PKG.MOD:FACTORY",
-        help="a callable that builds the model (called without arguments, after torch.manual_seed)",
-    )
-    _init_cfg_options(report, config=True)
-    report.add_argument(
-        "--seed",
-        type=int,
-        metavar="N",
-        help="seeded execution: each tensor from a generator of (N, its path); without it, "
-        "faithful execution (MMEngine's draws from the global RNG) after torch.manual_seed(0)",
-    )
-    report.add_argument(
-        "--plot",
-        metavar="FILE.png",
-        help="also draw weight std by depth and a histogram per initializer (needs "
-        "matplotlib: pip install 'initschema[plot]')",
-    )
-    report.add_argument("--strict", action="store_true", help="warning lints are findings")
-    _hydra_options(report)
-    report.set_defaults(run=_report)
-
-    schema = commands.add_parser(
-        "schema", help="write the JSON Schema of the init_cfg language (for editors, CI)"
-    )
-    kind = schema.add_mutually_exclusive_group()
-    kind.add_argument(
-        "--hydra-rule",
-        action="store_true",
-        help="the schema of a rule file in Hydra's `init` group instead of a whole init_cfg",
-    )
-    kind.add_argument(
-        "--strategy",
-        action="store_true",
-        help="the schema of a strategy file (a defaults list picking rules, and tweaks of "
-        "them; no key required) instead of a whole init_cfg",
-    )
-    _import_option(schema)
-    schema.add_argument("-o", "--output", help="write to this file instead of standard output")
-    schema.set_defaults(run=_schema)
-    return parser
-
-
-def _import_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--import",
-        dest="modules",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="import this module first, so that the initializers it registers are known "
-        "(repeatable)",
-    )
-
-
-def _hydra_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config-dir", help="a Hydra config directory")
-    parser.add_argument("--config-name", help="the primary config in --config-dir")
-    parser.add_argument(
-        "--override",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="OVERRIDE",
-        help="a Hydra override (repeatable), e.g. model.init_cfg.head.std=0.02",
-    )
-    parser.add_argument(
-        "--keys",
-        dest="key_names",
-        default="init_cfg",
-        help="comma-separated names of the keys whose values are init_cfgs, at any depth "
-        "(default: init_cfg)",
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    _import_option(parser)
-
-
-def _init_cfg_options(parser: argparse.ArgumentParser, *, config: bool) -> None:
-    """Where the init_cfg comes from: a file (``--config``, ``--key`` inside it) with
-    ``--model``, or the model's ``--node`` of a Hydra config."""
-    if config:
-        parser.add_argument("--config", help="a YAML file holding the init_cfg to apply")
-    parser.add_argument("--key", help="the dotted key of the init_cfg in the YAML file(s)")
-    parser.add_argument("--node", default="model", help="the model's node in a Hydra config")
-
-
-def _model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        metavar="PKG.MOD:FACTORY",
-        help="a callable that builds the model (called without arguments, on the meta device)",
-    )
-
-
-def _import(module: str) -> None:
-    try:
-        importlib.import_module(module)
-    except ImportError as error:
-        raise _Usage(
-            f"--import {module}: cannot import it ({error}). Put the directory that holds it "
-            f"on PYTHONPATH, or install its package."
-        ) from None
-
-
-def _findings(problems: Sequence[Problem], as_json: bool, extra: dict[str, Any]) -> int:
-    """Print problems (or the all-clear) and return the exit status."""
-    if as_json:
-        print(json.dumps({"ok": not problems, "problems": [vars(p) for p in problems], **extra}))
-    else:
-        for problem in problems:
-            print(f"Error in config {problem}", file=sys.stderr)
-    return 1 if problems else 0
-
-
-def _load_yaml(path: str) -> Any:
-    from omegaconf import OmegaConf
-
-    if not os.path.isfile(path):
-        raise _Usage(f"{path!r} does not exist.")
-    try:
-        return OmegaConf.load(path)
-    except Exception as error:
-        raise _Usage(f"{path!r} is not a YAML file OmegaConf can read: {error}") from None
-
-
-def _node(document: Any, key: str, where: str) -> Any:
-    from omegaconf import OmegaConf
-
-    value = OmegaConf.select(document, key, default="\0missing")
-    if value == "\0missing":
-        raise _Usage(f"{where} has no key {key!r}.")
-    return value
-
-
-def _compose(args: argparse.Namespace) -> Any:
-    if not (args.config_dir and args.config_name):
-        raise _Usage("give a FILE, or both --config-dir and --config-name.")
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from . import hydra as ins_hydra
-
-    ins_hydra.register_configs()
-    try:
-        directory = os.path.abspath(args.config_dir)
-        with initialize_config_dir(config_dir=directory, version_base="1.3"):
-            return compose(args.config_name, overrides=args.overrides, return_hydra_config=True)
-    except (HydraException, OmegaConfBaseException) as error:
-        raise _Usage(f"the config does not compose: {error}") from None
+def _hydra_overrides(args: argparse.Namespace) -> list[str]:
+    """The Hydra overrides given: positional ones and ``--override`` values."""
+    if not args.config_dir and args.overrides:
+        raise CommandError("--override needs --config-dir and --config-name.")
+    return [*args.overrides, *args.positional]
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from omegaconf import OmegaConf
-
-    from . import hydra as ins_hydra
+    from ._cli_show import print_findings
 
     keys = tuple(args.key_names.split(","))
-    if not args.file:
-        cfg = _compose(args)
+    if args.config_dir or args.config_name:
+        from . import hydra as ins_hydra
+        from ._cli_build import compose
+
+        cfg = compose(args.config_dir, args.config_name, _hydra_overrides(args))
         try:
             typed = ins_hydra.validate(cfg, keys)
         except InitCfgError as error:
-            return _findings(error.problems, args.json, {"init_cfgs": {}})
-        return _findings([], args.json, {"init_cfgs": {p: len(c) for p, c in typed.items()}})
-    document = _load_yaml(args.file)
-    if not args.nodes and ins_hydra.init_cfg_paths(document, keys):
-        try:  # a config holding init_cfgs at any depth, as Hydra's validation finds them
-            typed = ins_hydra.validate(document, keys)
-        except InitCfgError as error:
-            return _findings(error.problems, args.json, {"init_cfgs": {}})
-        return _findings([], args.json, {"init_cfgs": {p: len(c) for p, c in typed.items()}})
-    found: dict[str, int] = {}
-    problems: list[Problem] = []
-    targets = [(key, _node(document, key, args.file)) for key in args.nodes] or [
-        ("init_cfg", document)  # the whole file is one init_cfg
-    ]
-    for key, value in targets:
-        plain = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-        try:
-            found[key] = len(parse_init_cfg(plain, key))
-        except InitCfgError as error:
-            problems += error.problems
-    return _findings(problems, args.json, {"init_cfgs": found})
+            return print_findings(error.problems, args.json, {"init_cfgs": {}})
+        counts = {path: len(rules) for path, rules in typed.items()}
+        where = f"{args.config_name} composed from {args.config_dir}"
+        return print_findings([], args.json, {"init_cfgs": counts}, summary=_summary(where, counts))
+    if not args.positional:
+        raise CommandError("give a FILE, or --config-dir and --config-name.")
+    if args.overrides:
+        raise CommandError("--override needs --config-dir and --config-name.")
+    path, *nodes = args.positional
+    counts, problems, notes = validate_file(path, nodes, keys)
+    return print_findings(
+        problems,
+        args.json,
+        {"init_cfgs": counts},
+        notes=notes,
+        summary=_summary(path, counts, sum(1 for note in notes if note.path != "defaults")),
+    )
 
 
-def _factory(spec: str | None) -> Callable[[], Any]:
-    if not spec or ":" not in spec:
-        raise _Usage("give --model PKG.MOD:FACTORY, a callable that builds the model.")
-    module, _, name = spec.partition(":")
-    sys.path.insert(0, os.getcwd())
-    _import(module)
-    factory = getattr(sys.modules[module], name, None)
-    if not callable(factory):
-        raise _Usage(f"{module} has no callable {name!r}.")
-    return factory  # type: ignore[no-any-return]
+def _summary(where: str, counts: dict[str, int], unchecked: int = 0) -> str:
+    rules = sum(counts.values())
+    text = (
+        f"{where}: valid, {len(counts)} init_cfg{'s' * (len(counts) != 1)} "
+        f"with {rules} rule{'s' * (rules != 1)}"
+    )
+    return text + (f"; {unchecked} value{'s' * (unchecked != 1)} not checked" if unchecked else "")
 
 
-def _init_cfg_of(path: str, key: str | None) -> Any:
-    from omegaconf import OmegaConf
+def _built(args: argparse.Namespace, *, meta: bool, init_cfg_file: str | None = None) -> Any:
+    """The model and its plan, from whichever source the arguments name (the one dispatch:
+    a new config form adds a branch here)."""
+    from . import _cli_build as build
 
-    document = _load_yaml(path)
-    value = _node(document, key, path) if key else document
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    if args.model:
+        if args.positional and args.command != "diff":
+            raise CommandError(
+                f"OVERRIDE values ({args.positional[0]!r}) need --config-dir and --config-name."
+            )
+        path = init_cfg_file if init_cfg_file is not None else getattr(args, "config", None)
+        init_cfg = build.init_cfg_of(path, args.key) if path else None
+        return build.from_factory(args.model, init_cfg, meta=meta, has_config=bool(path))
+    if args.config_dir or args.config_name:
+        cfg = build.compose(args.config_dir, args.config_name, _hydra_overrides(args))
+        return build.from_hydra(cfg, args.node, args.config_name, meta=meta)
+    raise CommandError(
+        "give --model PKG.MOD:FACTORY (and --config FILE.yaml), or --config-dir and --config-name."
+    )
 
 
 def _plan(args: argparse.Namespace) -> int:
-    import torch
-
-    import initschema as ins
-
-    from . import hydra as ins_hydra
+    from ._cli_show import print_findings, render_lints
 
     try:
-        if args.model:
-            with torch.device("meta"):
-                model = _factory(args.model)()
-            init_cfg = _init_cfg_of(args.config, args.key) if args.config else None
-            plan = ins.compile_plan(model, init_cfg, strict=args.strict, log=False)
-        else:
-            cfg = _compose(args)
-            with torch.device("meta"):
-                node = _node(cfg, args.node, args.config_name)
-                _, plan = ins_hydra.instantiate_and_plan(node, cfg, strict=args.strict, log=False)
+        built = _built(args, meta=True)
     except InitCfgError as error:
-        return _findings(error.problems, args.json, {})
+        return print_findings(error.problems, args.json, {})
+    if args.strict and (problems := built.strict_problems()):
+        return print_findings(problems, args.json, {})
     if args.json:
-        print(json.dumps({"ok": True, "problems": [], **plan.to_dict()}))
-    else:
-        print(plan)
+        data = built.plan.to_dict()
+        data["lints"] = [lint.to_dict() for lint in built.lints]
+        print(json.dumps({"ok": True, "problems": [], **data}))
+        return 0
+    from .plan import render_plan
+
+    text = render_plan(built.plan, lints=())
+    print("\n".join(part for part in (text, render_lints(built.lints)) if part))
     return 0
 
 
 def _diff(args: argparse.Namespace) -> int:
-    import torch
+    from ._cli_show import diff_rows, print_findings, render_diff
 
-    import initschema as ins
-
-    from . import hydra as ins_hydra
-
-    rows: list[dict[str, dict[str, str]]] = []
     plans = []
     try:
-        if args.a and args.b:
-            factory = _factory(args.model)
-            names = (args.a, args.b)
+        if args.model:
+            if len(args.positional) != 2:
+                raise CommandError("give two init_cfg files (A.yaml B.yaml) with --model.")
+            names = tuple(args.positional)
             for path in names:
-                with torch.device("meta"):
-                    model = factory()
-                plans.append(ins.compile_plan(model, _init_cfg_of(path, args.key), log=False))
-        elif args.config_dir:
-            if not args.overrides:
-                raise _Usage("give the --override values to compare the config with.")
+                plans.append(_built(args, meta=True, init_cfg_file=path).plan)
+        elif args.config_dir or args.config_name:
+            overrides = _hydra_overrides(args)
+            if not overrides:
+                raise CommandError("give the OVERRIDE values to compare the config with.")
             names = ("without the overrides", "with them")
-            overrides = args.overrides
-            for args.overrides in ([], overrides):
-                cfg = _compose(args)
-                with torch.device("meta"):
-                    node = _node(cfg, args.node, args.config_name)
-                    plans.append(ins_hydra.instantiate_and_plan(node, cfg, log=False)[1])
+            for args.overrides, args.positional in (([], []), (overrides, [])):
+                plans.append(_built(args, meta=True).plan)
         else:
-            raise _Usage("give two init_cfg files and --model, or --config-dir/--config-name.")
+            raise CommandError(
+                "give --model and two init_cfg files, or --config-dir and "
+                "--config-name with OVERRIDE values."
+            )
     except InitCfgError as error:
-        return _findings(error.problems, args.json, {})
-    sides = [_writers(plan) for plan in plans]
-    for path, _ in plans[0].parameters:
-        a, b = sides[0].get(path), sides[1].get(path)
-        if a != b:
-            rows.append({"path": path, "a": a or _UNWRITTEN, "b": b or _UNWRITTEN})  # type: ignore[dict-item]
+        return print_findings(error.problems, args.json, {})
+    rows = diff_rows(plans)
     if args.json:
         print(json.dumps({"ok": True, "changed": rows}))
-        return 0
-    from rich.table import Table
-
-    from .report import render
-
-    table = Table()
-    for column in ("parameter", *names):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row["path"], _cell(row["a"]), _cell(row["b"]))  # type: ignore[arg-type]
-    print(f"{len(rows)} of {len(plans[0].parameters)} parameters change")
-    if rows:
-        print(render(table))
+    else:
+        print(render_diff(rows, len(plans[0].parameters), names))
     return 0
 
 
@@ -406,26 +194,20 @@ def _report(args: argparse.Namespace) -> int:
         try:
             require_matplotlib()
         except MissingExtraError as error:
-            raise _Usage(f"--plot: {error}") from None
+            raise CommandError(f"--plot: {error}") from None
     import torch
 
-    import initschema as ins
-
-    from . import hydra as ins_hydra
+    from ._cli_show import print_findings, render_lints
     from .stats import findings, measure, render_stats
 
     torch.manual_seed(0 if args.seed is None else args.seed)
     try:
-        if args.model:
-            model = _factory(args.model)()
-            init_cfg = _init_cfg_of(args.config, args.key) if args.config else None
-            plan = ins.compile_plan(model, init_cfg, strict=args.strict, log=False)
-        else:
-            cfg = _compose(args)
-            node = _node(cfg, args.node, args.config_name)
-            _, plan = ins_hydra.instantiate_and_plan(node, cfg, strict=args.strict, log=False)
+        built = _built(args, meta=False)
     except InitCfgError as error:
-        return _findings(error.problems, args.json, {})
+        return print_findings(error.problems, args.json, {})
+    if args.strict and (problems := built.strict_problems()):
+        return print_findings(problems, args.json, {})
+    plan = built.plan
     stats = measure(plan, plan.execute(seed=args.seed))
     found = findings(plan, stats)
     if args.plot:
@@ -433,45 +215,21 @@ def _report(args: argparse.Namespace) -> int:
 
         plot(plan, stats, args.plot)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "ok": not found,
-                    "model": type(plan.module).__name__,
-                    "seed": args.seed,
-                    "parameters": [row.to_dict() for row in stats],
-                    "findings": [vars(finding) for finding in found],
-                }
-            )
-        )
+        result = {
+            "ok": not found,
+            "model": type(plan.module).__name__,
+            "seed": args.seed,
+            "parameters": [row.to_dict() for row in stats],
+            "findings": [vars(finding) for finding in found],
+            "lints": [lint.to_dict() for lint in built.lints],
+        }
+        print(json.dumps(result))
     else:
-        print(render_stats(stats, found))
+        text = render_stats(stats, found, built.lints)
+        print("\n".join(part for part in (text, render_lints(built.lints)) if part))
+    if args.plot:
+        print(f"Wrote the plot to {os.path.abspath(args.plot)}", file=sys.stderr)
     return 1 if found else 0
-
-
-_UNWRITTEN = {"initializer": "not written", "rule": ""}
-
-
-def _writers(plan: Any) -> dict[str, dict[str, str]]:
-    """For each parameter the plan writes: what its last writer writes, and its rule."""
-    found = {}
-    for index in plan.last_writers().values():
-        action = plan.actions[index]
-        for path in action.params:
-            if plan.last_writers().get(path) == index:
-                found[path] = {"initializer": action.describe_param(path), "rule": action.source}
-    for action in plan.actions:
-        if action.kind in ("call", "method"):
-            for path in action.params:
-                found.setdefault(path, {"initializer": action.describe(), "rule": action.source})
-    return found
-
-
-def _cell(side: dict[str, str]) -> str:
-    from rich.markup import escape
-
-    text = f"{side['initializer']} [{side['rule']}]" if side["rule"] else side["initializer"]
-    return escape(text)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -483,8 +241,21 @@ def _schema(args: argparse.Namespace) -> int:
         document = init_cfg_schema()
     text = json.dumps(document, indent=2) + "\n"
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as file:
-            file.write(text)
+        try:
+            with open(args.output, "w", encoding="utf-8") as file:
+                file.write(text)
+        except OSError as error:
+            raise CommandError(f"-o {args.output}: {error.strerror or error}") from None
+        print(f"Wrote the schema to {os.path.abspath(args.output)}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "validate": _validate,
+    "plan": _plan,
+    "diff": _diff,
+    "report": _report,
+    "schema": _schema,
+}

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,7 +17,7 @@ from torch import Tensor, nn
 from . import _runtime
 from .builtin_initializers import PretrainedInit
 from .errors import redact
-from .initializers import Initializer, WeightInit
+from .initializers import Initializer, WeightInit, _shown
 from .report import possibly_uninitialized, render, render_html, shape_text
 from .streams import STREAM, elementwise
 
@@ -141,6 +142,17 @@ class Action:
             return text + "".join(f" ({note})" for note in notes)
         return self.describe()
 
+    def brief_param(self, path: str) -> str:
+        """As :meth:`describe_param`, with only the arguments the rule sets away from their
+        defaults (``Kaiming(mode='fan_in')``, ``0 (bias)``): what a table cell shows."""
+        if self.kind == "write" and isinstance(self.init, WeightInit):
+            if self.role(self.tensors[self.params.index(path)]) == "weight":
+                return brief(self.init)
+            given = self.init.bias_prob
+            why = "bias" if given is None else f"bias_prob={_shown(given)}"
+            return f"{self.init.bias_value:g} ({why})"
+        return self.describe_param(path)
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "module": self.module, "source": self.source}
         if self.init is not None:
@@ -208,6 +220,20 @@ class InitPlan:
         return render_plan_html(self)
 
 
+def brief(init: Initializer) -> str:
+    """``Kaiming(mode='fan_in')``: the type and the formula's arguments that differ from
+    their defaults (``describe()`` names every one); a depth-scaled std with its formula."""
+    scaled = getattr(init, "_scaled", None)
+    changed = init.model_dump(exclude_defaults=True)
+    shown = []
+    for name, value in init.arguments().items():
+        if name == "std" and scaled is not None:
+            shown.append(f"std={scaled[0]}={value:.6g}")
+        elif name in changed and name not in ("bias", "bias_prob"):
+            shown.append(f"{name}={_shown(value)}")
+    return f"{init.type_name}({', '.join(shown)})"
+
+
 def last_writers(actions: Sequence[Action]) -> dict[str, int]:
     """For each tensor written (by a rule or a checkpoint), the index of the last action."""
     return {
@@ -218,14 +244,16 @@ def last_writers(actions: Sequence[Action]) -> dict[str, int]:
     }
 
 
-def render_plan(plan: InitPlan) -> str:
-    """One row per parameter with the action that will write it last, then the lints."""
+def render_plan(plan: InitPlan, lints: Sequence[Lint] | None = None) -> str:
+    """One row per parameter with the action that will write it last, then the lints
+    (``lints``: these instead of the plan's)."""
     title, table = _plan_table(plan)
     text = f"{title}\n{render(table)}"
     if buffers := _buffers_set(plan):
         text += "\nBuffers set:\n" + "\n".join(f"  {line}" for line in buffers)
-    if plan.lints:
-        text += "\nLints:\n" + "\n".join(f"  {lint}" for lint in plan.lints)
+    shown = plan.lints if lints is None else lints
+    if shown:
+        text += "\nLints:\n" + "\n".join(f"  {lint}" for lint in shown)
     return text
 
 
@@ -246,9 +274,9 @@ def _buffers_set(plan: InitPlan) -> list[str]:
         if action.kind in ("write", "load", "method"):
             for path in action.params:
                 if path not in parameters:
-                    what = action.describe_param(path)
-                    if action.kind == "method":
-                        what += " (may write)"
+                    what = action.brief_param(path)
+                    if action.kind == "method" and action.init is not None:
+                        what = f"{brief(action.init)} (may write)"
                     found[path] = f"{path}: {what} [{action.source}]"
     return list(found.values())
 
@@ -266,20 +294,24 @@ def _plan_table(plan: InitPlan) -> tuple[str, Table]:
         f"{len(plan.parameters)} parameter{'s' * (len(plan.parameters) != 1)}"
     )
     table = Table()
-    for column in ("parameter", "shape", "initializer", "rule", "earlier writes"):
+    rewritten = int(any(len(indices) > 1 for indices in writers.values()))
+    for column in ("parameter", "shape", "initializer", "rule", "earlier writes")[: 4 + rewritten]:
         table.add_column(column)
     for path, shape in plan.parameters:
         indices = writers.get(path, [])
         if not indices:
-            table.add_row(path, shape_text(shape), _unwritten(plan.module, path), "", "")
+            unwritten = _unwritten(plan.module, path)
+            table.add_row(path, shape_text(shape), unwritten, "", *[""][:rewritten])
             continue
         action = plan.actions[indices[-1]]
-        what = action.describe_param(path)
+        what = action.brief_param(path)
         if action.kind == "call":
             what = "user-defined init_weights (may write)"
-        elif action.kind == "method":
-            what = f"{action.describe()} (may write)"
-        table.add_row(path, shape_text(shape), what, action.source, str(len(indices) - 1 or ""))
+        elif action.kind == "method" and action.init is not None:
+            what = f"{brief(action.init)} (may write)"
+        counts = Counter(plan.actions[i].source for i in indices[:-1])
+        earlier = ", ".join(f"{rule} ×{n}" if n > 1 else rule for rule, n in counts.items())
+        table.add_row(path, shape_text(shape), what, action.source, *[earlier][:rewritten])
     return title, table
 
 

@@ -20,15 +20,23 @@ than ``MIN_NUMEL`` values get no statistical check; constants are checked exactl
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-import torch
 from rich.markup import escape
 from rich.table import Table
 from torch import Tensor, nn
 
+from ._moments import (
+    HUGE,
+    MIN_NUMEL,
+    RELATIVE_FLOOR,
+    SIGMAS,
+    Finding,
+    Moments,
+    cast_to,
+)
 from .builtin_initializers import (
     Caffe2XavierInit,
     ConstantInit,
@@ -50,7 +58,7 @@ from .modern_initializers import (
     WangInit,
     ZerosInit,
 )
-from .plan import Action, InitPlan
+from .plan import Action, InitPlan, brief
 from .report import InitReport, Provenance, possibly_uninitialized, render, shape_text
 
 __all__ = [
@@ -66,32 +74,7 @@ __all__ = [
     "measure",
     "render_stats",
 ]
-
-SIGMAS = 6.0
-"""How many standard errors a measured std or mean may be off before it is flagged."""
-RELATIVE_FLOOR = 0.01
-"""Plus this fraction of the expected std, whatever the size."""
-MIN_NUMEL = 30
-"""Tensors with fewer values get no statistical check (constants are still exact)."""
-HUGE = 1e30
-"""Finite values beyond this magnitude are taken for uninitialized memory."""
-
-FindingKind = Literal["std", "mean", "constant", "non-finite", "uninitialized", "init-cfg-ignored"]
 Writer = Literal["write", "load", "call", "method", "none"]
-_CHUNK = 1 << 22
-
-
-@dataclass(frozen=True)
-class Finding:
-    """Something wrong with what initialization wrote: where (a parameter or a module
-    path), what kind, and a sentence that says what and how to fix it."""
-
-    path: str
-    kind: FindingKind
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 @dataclass(frozen=True)
@@ -116,6 +99,8 @@ class TensorStats:
     min: float | None
     max: float | None
     flags: tuple[Finding, ...] = ()
+    brief: str = ""
+    """What a table shows of ``initializer``: the arguments its rule sets (empty: all)."""
 
     @property
     def numel(self) -> int:
@@ -240,12 +225,14 @@ def ignored_init_cfgs(plan: InitPlan) -> tuple[Finding, ...]:
 
 
 def _write_actions(plan: InitPlan) -> dict[tuple[str, str], list[Action]]:
-    """Every write action of the plan and of its nested ``super()`` plans, by (module,
-    source): how a report's provenance finds its initializer."""
+    """Every write and Call-rule action of the plan and of its nested ``super()`` plans, by
+    (module, source): how a report's provenance finds its initializer."""
     actions = [*plan.actions, *(a for sub in plan.subplans.values() for a in sub.actions)]
     found: dict[tuple[str, str], list[Action]] = {}
     for action in actions:
-        if action.kind == "write" and isinstance(action.init, WeightInit):
+        if action.kind == "method" or (
+            action.kind == "write" and isinstance(action.init, WeightInit)
+        ):
             found.setdefault((action.module, action.source), []).append(action)
     return found
 
@@ -276,6 +263,7 @@ def _measure_one(
 ) -> TensorStats:
     shape = tuple(tensor.shape)
     expected: tuple[float, float] | None = None
+    shown = ""
     owner = model.get_submodule(path.rpartition(".")[0])
     writer: Writer = "none" if provenance is None else cast(Writer, provenance.kind)
     if provenance is None:
@@ -288,13 +276,16 @@ def _measure_one(
             writer, ""
         )
         found = _writer_init(path, provenance, writes) if writer == "write" else None
+        calls = writes.get((provenance.module, provenance.source), ()) if writer == "method" else ()
+        shown = next((brief(a.init) for a in calls if a.init), "")
         init = found[0] if found else None
         if found is not None:
             expected = expected_moments(found[0], found[1], shape)
+            shown = brief(found[0]) if found[1] == "weight" else f"{found[0].bias_value:g} (bias)"
         if writer == "write":
             constant = expected is not None and expected[1] == 0
             family = "constant" if constant else init.type_name if init else "rule"
-    moments = _Moments.of(tensor)
+    moments = Moments.of(tensor)
     flags = [
         flag
         for flag in moments.problems(path, check_denormals=writer != "load")
@@ -319,153 +310,22 @@ def _measure_one(
         writer,
         initializer,
         family,
-        None if expected is None else _cast(expected[0], tensor.dtype),
+        None if expected is None else cast_to(expected[0], tensor.dtype),
         None if expected is None else expected[1],
         moments.mean,
         moments.std,
         moments.min,
         moments.max,
         tuple(flags),
+        shown,
     )
 
 
-def _cast(value: float, dtype: torch.dtype) -> float:
-    """``value`` as a tensor of ``dtype`` holds it (what a constant fill writes)."""
-    return (
-        float(torch.tensor(value, dtype=torch.float64).to(dtype))
-        if dtype.is_floating_point
-        else value
-    )
-
-
-@dataclass(frozen=True)
-class _Moments:
-    """Statistics of a tensor's finite values, computed in float64 chunk by chunk."""
-
-    numel: int
-    count: int
-    mean: float | None
-    std: float | None
-    min: float | None
-    max: float | None
-    nan: int
-    inf: int
-    denormal: int
-    huge: int
-
-    @classmethod
-    def of(cls, tensor: Tensor) -> _Moments:
-        numel = tensor.numel()
-        if tensor.is_meta or tensor.is_complex() or numel == 0:
-            return cls(numel, 0, None, None, None, None, 0, 0, 0, 0)
-        flat = tensor.detach().reshape(-1)
-        tiny = torch.finfo(flat.dtype).tiny if flat.dtype in _DENORMAL_DTYPES else 0.0
-        count, mean, m2, nan, inf, denormal, huge = 0, 0.0, 0.0, 0, 0, 0, 0
-        low, high = math.inf, -math.inf
-        for chunk in _chunks(flat):
-            finite = chunk
-            mask = torch.isfinite(chunk)
-            if not bool(mask.all()):
-                finite = chunk[mask]
-                nans = int(torch.isnan(chunk).sum())
-                nan, inf = nan + nans, inf + chunk.numel() - finite.numel() - nans
-            size = finite.numel()
-            if not size:
-                continue
-            lowest, highest = (float(v) for v in torch.aminmax(finite))
-            low, high = min(low, lowest), max(high, highest)
-            magnitude = finite.abs()
-            if tiny:
-                denormal += int(((magnitude < tiny) & (magnitude > 0)).sum())
-            if max(-lowest, highest) > HUGE:
-                huge += int((magnitude > HUGE).sum())
-            # Chan et al.'s pairwise update: one pass, stable for any number of chunks.
-            part_mean = float(finite.mean())
-            delta, merged = part_mean - mean, count + size
-            mean += delta * size / merged
-            m2 += float(finite.var(correction=0)) * size + delta * delta * count * size / merged
-            count = merged
-        if not count:
-            return cls(numel, 0, None, None, None, None, nan, inf, denormal, huge)
-        std = math.sqrt(m2 / (count - 1)) if count > 1 else 0.0
-        return cls(numel, count, mean, std, low, high, nan, inf, denormal, huge)
-
-    def problems(self, path: str, *, check_denormals: bool) -> Iterator[Finding]:
-        if self.nan or self.inf:
-            yield Finding(
-                path,
-                "non-finite",
-                f"{self.nan} NaN and {self.inf} infinite values of {self.numel}; find what "
-                f"wrote it last (the report says) and why it produced them.",
-            )
-        garbage = self.huge + (self.denormal if check_denormals else 0)
-        if garbage:
-            yield Finding(
-                path,
-                "uninitialized",
-                f"{garbage} of {self.numel} values are denormal or beyond {HUGE:g} in "
-                f"magnitude, as uninitialized memory holds; make sure something writes it "
-                f"(a rule in an init_cfg, or its module's reset_parameters).",
-            )
-
-    def deviations(
-        self, path: str, expected: tuple[float, float], initializer: str, dtype: torch.dtype
-    ) -> Iterator[Finding]:
-        assert self.mean is not None and self.std is not None
-        assert self.min is not None and self.max is not None
-        mean, std = expected
-        if std == 0:
-            value = _cast(mean, dtype)
-            if not self.min == self.max == value:
-                yield Finding(
-                    path,
-                    "constant",
-                    f"values span [{self.min:.6g}, {self.max:.6g}], but {initializer} writes "
-                    f"exactly {value:.6g}; something changed it afterwards (user code, a "
-                    f"later load), or the write did not happen.",
-                )
-            return
-        if self.count < MIN_NUMEL:
-            return
-        n = self.count
-        resolution = (torch.finfo(dtype).eps if dtype.is_floating_point else 0) * (
-            abs(mean) + 3 * std
-        )
-        std_tol = std * (SIGMAS * math.sqrt(1 / (2 * (n - 1))) + RELATIVE_FLOOR) + resolution
-        # The mean's error scales with the spread there is: a wrong std is not also a mean.
-        mean_tol = max(std, self.std) * (SIGMAS / math.sqrt(n) + RELATIVE_FLOOR) + resolution
-        if abs(self.std - std) > std_tol:
-            yield Finding(
-                path,
-                "std",
-                f"std {self.std:.4g} is {self.std / std:.3g}× the {std:.4g} that {initializer} "
-                f"predicts (tolerance ±{std_tol:.2g} for {n} values); check the rule's "
-                f"arguments (std, gain, mode, nonlinearity) and whatever writes the tensor "
-                f"after it.",
-            )
-        if abs(self.mean - mean) > mean_tol:
-            yield Finding(
-                path,
-                "mean",
-                f"mean {self.mean:.4g} is off the {mean:.4g} that {initializer} predicts by "
-                f"more than {mean_tol:.2g} ({n} values); check the rule's mean and bounds and "
-                f"whatever writes the tensor after it.",
-            )
-
-
-_DENORMAL_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
-"""Dtypes whose subnormals no initializer writes (float16's start at 6e-5: normal draws
-land there)."""
-
-
-def _chunks(flat: Tensor) -> Iterator[Tensor]:
-    for start in range(0, flat.numel(), _CHUNK):
-        yield flat[start : start + _CHUNK].to("cpu", torch.float64)
-
-
-def render_stats(stats: Sequence[TensorStats], found: Sequence[Finding] = ()) -> str:
+def render_stats(
+    stats: Sequence[TensorStats], found: Sequence[Finding] = (), lints: Sequence[Any] = ()
+) -> str:
     """A table: per parameter, what wrote it, expected and measured std, mean, min, max
-    and its flags; then every finding in full."""
+    and its flags; then every finding in full (the plan's ``lints`` are counted first)."""
     table = Table()
     for column in ("parameter", "shape", "initializer"):
         table.add_column(column)
@@ -477,7 +337,7 @@ def render_stats(stats: Sequence[TensorStats], found: Sequence[Finding] = ()) ->
         table.add_row(
             row.path,
             shape_text(row.shape),
-            escape(row.initializer),
+            escape(row.brief or row.initializer),
             expected,
             *(_number(v) for v in (row.std, row.mean, row.min, row.max)),
             ", ".join(dict.fromkeys(flag.kind for flag in row.flags)),
@@ -485,6 +345,8 @@ def render_stats(stats: Sequence[TensorStats], found: Sequence[Finding] = ()) ->
     flagged = len({f.path for f in found})
     text = f"{_count(len(stats), 'parameter')}, {_count(len(found), 'finding')}"
     text += f" at {_count(flagged, 'path')}" if found else ""
+    if warnings := sum(1 for lint in lints if lint.level == "warning"):
+        text += f", {_count(warnings, 'lint warning')} (below)"
     text += f"\n{render(table)}"
     if found:
         text += "\nFindings:\n" + "\n".join(f"  {finding}" for finding in found)

@@ -127,10 +127,7 @@ class TestPlan:
         result = _cli(files, "plan", "--model", "nets:net", "--config", "good.yaml")
         assert result.returncode == 0, result.stderr
         assert "InitPlan for Sequential" in result.stdout
-        assert (
-            "Kaiming(a=0, mode='fan_in', nonlinearity='relu', distribution='normal')"
-            in result.stdout
-        )
+        assert "Kaiming(mode='fan_in')" in result.stdout  # what the rule sets, no defaults
 
     def test_json(self, files: Path) -> None:
         """--json is plan.to_dict()."""
@@ -182,8 +179,9 @@ class TestDiff:
             "Kaiming(a=0, mode='fan_in', nonlinearity='relu', distribution='normal')"
         )
         text = _cli(files, "diff", "--model", "nets:net", "good.yaml", "other.yaml").stdout
-        assert text.startswith("1 of 6 parameters change")
-        assert "[init_cfg.convs]" in text
+        assert text.startswith("1 of 6 parameters change (good.yaml → other.yaml)\n")
+        row = next(line for line in text.splitlines() if "│ 0.weight" in line)
+        assert "Kaiming(mode='fan_in' → 'fan_out')" in row and "init_cfg.convs" in row
 
 
 class TestReport:
@@ -216,7 +214,9 @@ class TestReport:
         )
         result = _cli(files, "report", "--model", "flagged:net", "--config", "good.yaml")
         assert result.returncode == 1, result.stderr
-        assert result.stdout.startswith("3 parameters, 1 finding at 1 path\n")
+        # the plan's lints too: a Conv2d rule on a model with none, 1.gamma unwritten
+        assert result.stdout.startswith("3 parameters, 1 finding at 1 path, 2 lint warnings")
+        assert "\n  [unmatched-layer] init_cfg.convs.layer: 'Conv2d'" in result.stdout
         row = next(line for line in result.stdout.splitlines() if "│ 1.gamma" in line)
         assert "not written" in row and row.rstrip("│ ").endswith("uninitialized")
         assert "\nFindings:\n  1.gamma: nothing wrote it, and Scale is no torch module" in (
@@ -239,7 +239,7 @@ class TestReport:
         """--plot without matplotlib: exit 2 before any work, naming the install."""
         code = (
             "import sys; sys.modules['matplotlib'] = None; from initschema.cli import main; "
-            "main(['report', '--model', 'nets:net', '--plot', 'out.png'])"
+            "sys.exit(main(['report', '--model', 'nets:net', '--plot', 'out.png']))"
         )
         result = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, cwd=files, timeout=120

@@ -44,9 +44,7 @@ def test_train_good_config(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Built Classifier (on the meta device, then materialized)." in result.stdout
     assert "InitPlan for Classifier" in result.stdout
-    assert "Kaiming(a=0, mode='fan_in', nonlinearity='relu', distribution='normal')" in (
-        result.stdout
-    )
+    assert "Kaiming(mode='fan_in')" in result.stdout  # the arguments the rule sets
     assert (
         "initialized Classifier: 31 parameters, 31 by init_cfg rules, 0 unchanged" in result.stdout
     )

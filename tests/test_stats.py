@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import initschema as ins
+import initschema._moments
 import initschema.stats
 from initschema.plot import MissingExtraError, plot
 from initschema.stats import (
@@ -162,7 +163,7 @@ class TestMeasure:
 
     def test_chunked_moments(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Big tensors are measured in chunks; the moments are those of the whole."""
-        monkeypatch.setattr(initschema.stats, "_CHUNK", 1000)
+        monkeypatch.setattr(initschema._moments, "_CHUNK", 1000)
         model = _model()
         rows = _measured(model, _cfg())
         tensor = model["uniform"].weight.detach().double()

@@ -128,7 +128,7 @@ class TestParams:
         sources = [plan.actions[i].source for i in writes]
         assert sources == ["init_cfg", "init_cfg", "init_cfg.override"]
         assert [plan.actions[i].formula for i in writes] == [False, True, False]
-        assert "2" in str(plan).split("blocks.0.attn.proj.weight")[1].splitlines()[0]
+        assert "init_cfg ×2" in str(plan).split("blocks.0.attn.proj.weight")[1].splitlines()[0]
 
     def test_relative_to_the_rule_module(self) -> None:
         """Patterns are relative to the module the rule is attached to."""
