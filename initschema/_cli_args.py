@@ -182,9 +182,9 @@ def _hydra_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keys",
         dest="key_names",
-        default="init_cfg",
+        default="init_cfg,init_rules",
         help="comma-separated names of the keys whose values are init_cfgs, at any depth "
-        "(default: init_cfg)",
+        "(default: init_cfg,init_rules)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     _import_option(parser)
@@ -197,6 +197,12 @@ def _init_cfg_options(parser: argparse.ArgumentParser, *, config: bool) -> None:
         parser.add_argument("--config", help="a YAML file holding the init_cfg to apply")
     parser.add_argument("--key", help="the dotted key of the init_cfg in the YAML file(s)")
     parser.add_argument("--node", default="model", help="the model's node in a Hydra config")
+    parser.add_argument(
+        "--rules",
+        metavar="KEY",
+        help="in a Hydra config, the key of the rules to plan for a model that takes no "
+        "init_cfg (a plain nn.Module), e.g. init_rules",
+    )
 
 
 def _model_options(parser: argparse.ArgumentParser, how: str) -> None:

@@ -181,9 +181,12 @@ def compose(config_dir: str | None, config_name: str | None, overrides: Sequence
         raise CommandError(f"the config does not compose: {' '.join(str(error).split())}") from None
 
 
-def from_hydra(cfg: Any, node_key: str, config_name: str, *, meta: bool) -> Built:
+def from_hydra(
+    cfg: Any, node_key: str, config_name: str, *, meta: bool, rules: str | None = None
+) -> Built:
     """Build the model at ``node_key`` of a composed config (running its ``_target_``s) and
-    plan it; a failing build is one line."""
+    plan it (its own ``init_weights``, or the rules at config key ``rules``); a failing
+    build is one line."""
     from hydra.errors import InstantiationException
     from omegaconf import OmegaConf
 
@@ -194,9 +197,17 @@ def from_hydra(cfg: Any, node_key: str, config_name: str, *, meta: bool) -> Buil
         raise CommandError(f"{config_name} has no node {node_key!r} (--node).")
     _user_path()
     try:
-        _, plan = ins_hydra.instantiate_and_plan(node, cfg, strict=False, log=False, meta=meta)
+        _, plan = ins_hydra.instantiate_and_plan(
+            node, cfg, strict=False, log=False, meta=meta, rules=rules
+        )
     except InitCfgError:
         raise
+    except InitUsageError:  # a plain nn.Module: its rules live elsewhere in the config
+        found = [key for key in ("init_rules",) if key in cfg]
+        hint = f"--rules {found[0]}" if found else "--rules KEY, the config key of its rules"
+        raise CommandError(
+            f"the model at {node_key} is a plain nn.Module, which takes no init_cfg: pass {hint}."
+        ) from None
     except InstantiationException as error:
         raise CommandError(
             f"building {node_key} failed: {_instantiation_reason(error)} (the current "

@@ -84,6 +84,10 @@ def _run(args: argparse.Namespace) -> int:
         from mmengine.config import Config, DictAction
     except ModuleNotFoundError:
         raise _Usage(f"reading an MMEngine config file needs MMEngine: {INSTALL}") from None
+    # The user's modules (custom_imports, --import) are found in the current directory, as
+    # the other forms find --model: last on sys.path, after every import of our own.
+    if (here := os.getcwd()) not in sys.path:
+        sys.path.append(here)
     for module in args.modules:
         _import(module)
     options = _options(args.cfg_options, DictAction)
@@ -180,7 +184,11 @@ def _validate(args: argparse.Namespace, cfg: Any, config: Any, options: dict[str
             where = f" (set in {origins[problem.path]})" if origins[problem.path] else ""
             print(f"Error in config {problem}{where}", file=sys.stderr)
         if not problems:
-            print(f"{args.config}: {len(counts)} init_cfgs, all valid")
+            rules = sum(counts.values())
+            print(
+                f"{args.config}: valid, {len(counts)} init_cfg{'s' * (len(counts) != 1)} "
+                f"with {rules} rule{'s' * (rules != 1)}"
+            )
     return 1 if problems else 0
 
 
@@ -264,16 +272,31 @@ def _plan_or_report(args: argparse.Namespace, cfg: Any) -> int:
     torch.manual_seed(0 if getattr(args, "seed", None) is None else args.seed)
     try:
         if args.command == "plan":
-            model = _build_on_meta(MODELS, cfg.model)
+            model, on_meta = _build_on_meta(MODELS, cfg.model)
         else:
-            model = MODELS.build(cfg.model)
-        plan = ins.compile_plan(model, strict=args.strict, log=False)
+            model, on_meta = MODELS.build(cfg.model), False
+        plan = ins.compile_plan(model, strict=False, log=False)
     except InitCfgError as error:
         return _problems(error.problems, args.json)
     except Exception as error:  # the model's own code: its message, not a traceback
         raise _Usage(f"building the model failed: {type(error).__name__}: {error}") from None
+    # Lints about the meta device describe the command's choice to build there, not the
+    # project's model; --strict applies to the rest, as in the other forms.
+    lints = [lint for lint in plan.lints if not (on_meta and lint.kind == "stays-on-meta")]
+    if args.strict and (warned := [lint for lint in lints if lint.level == "warning"]):
+        strict = [Problem(lint.path, f"{lint.message} (strict: {lint.kind})") for lint in warned]
+        return _problems(strict, args.json)
     if args.command == "plan":
-        print(json.dumps({"ok": True, "problems": [], **plan.to_dict()}) if args.json else plan)
+        if args.json:
+            data = plan.to_dict()
+            data["lints"] = [lint.to_dict() for lint in lints]
+            print(json.dumps({"ok": True, "problems": [], **data}))
+        else:
+            from ._cli_show import render_lints
+            from .plan import render_plan
+
+            text = render_plan(plan, lints=())
+            print("\n".join(part for part in (text, render_lints(lints)) if part))
         return 0
     from .stats import findings, measure, render_stats
 
@@ -296,18 +319,18 @@ def _plan_or_report(args: argparse.Namespace, cfg: Any) -> int:
     return 1 if found else 0
 
 
-def _build_on_meta(registry: Any, model_cfg: Any) -> Any:
-    """On the meta device (no memory, no time); on the CPU when the model's code cannot be
-    built there (e.g. it reads a tensor's values while being built)."""
+def _build_on_meta(registry: Any, model_cfg: Any) -> tuple[Any, bool]:
+    """The model on the meta device (no memory, no time), or on the CPU when its code cannot
+    be built there (e.g. it reads a tensor's values while being built); and which."""
     import torch
 
     try:
         with torch.device("meta"):
-            return registry.build(model_cfg)
+            return registry.build(model_cfg), True
     except InitCfgError:
         raise
     except Exception:
-        return registry.build(model_cfg)
+        return registry.build(model_cfg), False
 
 
 def _problems(problems: Sequence[Problem], as_json: bool) -> int:

@@ -87,6 +87,11 @@ def _validate(args: argparse.Namespace) -> int:
             return print_findings(error.problems, args.json, {"init_cfgs": {}})
         counts = {path: len(rules) for path, rules in typed.items()}
         where = f"{args.config_name} composed from {args.config_dir}"
+        if not counts:  # nothing checked is no pass: the rules may sit under another key
+            raise CommandError(
+                f"{where} has no node under {' or '.join(keys)}, so nothing was checked; "
+                f"name the keys that hold your rules with --keys (e.g. --keys init_cfg,my_rules)."
+            )
         return print_findings([], args.json, {"init_cfgs": counts}, summary=_summary(where, counts))
     if not args.positional:
         raise CommandError("give a FILE, or --config-dir and --config-name.")
@@ -127,7 +132,7 @@ def _built(args: argparse.Namespace, *, meta: bool, init_cfg_file: str | None = 
         return build.from_factory(args.model, init_cfg, meta=meta, has_config=bool(path))
     if args.config_dir or args.config_name:
         cfg = build.compose(args.config_dir, args.config_name, _hydra_overrides(args))
-        return build.from_hydra(cfg, args.node, args.config_name, meta=meta)
+        return build.from_hydra(cfg, args.node, args.config_name, meta=meta, rules=args.rules)
     raise CommandError(
         "give --model PKG.MOD:FACTORY (and --config FILE.yaml), or --config-dir and --config-name."
     )

@@ -87,8 +87,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-INIT_CFG_KEYS: tuple[str, ...] = ("init_cfg",)
-"""The keys whose values are init_cfgs, by default; every function here takes ``keys=``."""
+INIT_CFG_KEYS: tuple[str, ...] = ("init_cfg", "init_rules")
+"""The keys whose values are init_cfgs, by default; every function here takes ``keys=``.
+``init_rules`` is the conventional key of the rules of a model that takes no ``init_cfg``
+(a plain ``nn.Module``, planned with :func:`plan_rules`)."""
 
 
 def _init_cfg_nodes(node: Any, path: str, names: Sequence[str]) -> Iterator[tuple[str, Any, Any]]:
@@ -251,6 +253,7 @@ def instantiate_and_plan(
     log: bool = True,
     keys: Sequence[str] = INIT_CFG_KEYS,
     meta: bool = False,
+    rules: str | None = None,
 ) -> tuple[Any, Any]:
     """Build the model that config ``node`` describes (``hydra.utils.instantiate``) and
     compile its plan: ``(model, plan)``, nothing written yet. With ``meta=True`` the model
@@ -264,6 +267,10 @@ def instantiate_and_plan(
     wrong ``prefix``, shapes that do not fit — is an :class:`~initschema.InitCfgError`
     whose problems name the config path (``model.init_cfg.zero.override.heads.name``)
     and where its value came from.
+
+    ``rules`` plans the rules at that config path of ``cfg`` (:func:`plan_rules`) instead
+    of the model's own ``init_weights``: for a plain ``nn.Module``, which takes no
+    ``init_cfg``.
 
     >>> model, plan = initschema.hydra.instantiate_and_plan(cfg.model, cfg)
     >>> plan.execute()
@@ -291,6 +298,9 @@ def instantiate_and_plan(
                 model = instantiate(spec)
         else:
             model = instantiate(spec)
+    if rules is not None:
+        return model, plan_rules(model, root, rules, strict=strict, log=log)
+    with config_errors(root):
         # Through the package: this module (and `initschema validate`) imports no torch.
         return model, initschema.compile_plan(model, strict=strict, log=log)
 

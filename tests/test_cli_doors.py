@@ -102,7 +102,18 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "conf" / "config.yaml").write_text(CONFIG)
     (root / "conf" / "experiment" / "wide_head.yaml").write_text(EXPERIMENT)
     (root / "init.yaml").write_text("linears: {type: Normal, layer: Linear, std: 0.02}\n")
+    (root / "conf" / "plain.yaml").write_text(PLAIN)
     return root
+
+
+PLAIN = """\
+defaults:
+  - /init@init_rules.linears: linear_normal
+  - _self_
+
+model:
+  _target_: models.plain
+"""
 
 
 HYDRA = ("--config-dir", "conf", "--config-name", "config")
@@ -345,3 +356,49 @@ class TestHelp:
     def test_validate_says_it_builds_nothing(self, tmp_path: Path) -> None:
         text = " ".join(_run(tmp_path, "validate", "--help").stdout.split())
         assert "Builds no model, imports no torch and runs nothing the config names" in text
+
+
+class TestPlainModelApp:
+    """A plain nn.Module with its rules under ``init_rules`` (the README's recipe)."""
+
+    PLAIN = ("--config-dir", "conf", "--config-name", "plain")
+
+    def test_validate_checks_init_rules(self, app: Path) -> None:
+        """init_rules is validated by default: a bad value there fails, not 'valid'."""
+        result = _run(app, "validate", *self.PLAIN, "init_rules.linears.std=-1")
+        assert result.returncode == 1
+        assert result.stderr.startswith(
+            "Error in config init_rules.linears.std: std should be greater than or equal to 0"
+        )
+
+    def test_validate_with_nothing_to_check_fails(self, app: Path) -> None:
+        """A config with no node under the keys checked is not reported valid."""
+        result = _run(app, "validate", *self.PLAIN, "--keys", "init_cfg")
+        assert result.returncode == 2
+        assert "has no node under init_cfg, so nothing was checked" in result.stderr
+        assert "--keys" in result.stderr
+
+    def test_plan_with_rules(self, app: Path) -> None:
+        """plan --rules init_rules plans the rules for the plain model, naming their paths."""
+        result = _run(app, "plan", *self.PLAIN, "--rules", "init_rules")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("InitPlan for Sequential")
+        assert "init_rules.linears" in result.stdout
+        assert _widest(result.stdout) <= 100
+
+    def test_plan_without_rules_says_how(self, app: Path) -> None:
+        """Without --rules, a plain model is a usage error that names the option."""
+        result = _run(app, "plan", *self.PLAIN)
+        assert result.returncode == 2
+        assert result.stderr.strip().endswith(
+            "the model at model is a plain nn.Module, which takes no init_cfg: pass "
+            "--rules init_rules."
+        )
+
+    def test_diff_with_rules(self, app: Path) -> None:
+        """diff compares the rules with and without overrides."""
+        result = _run(
+            app, "diff", *self.PLAIN, "--rules", "init_rules", "init_rules.linears.std=0.5"
+        )
+        assert result.returncode == 0, result.stderr
+        assert "2 of 4 parameters change" in result.stdout

@@ -494,7 +494,7 @@ class TestCommand:
         """Both init_cfgs (one from _base_, one naming a project's initializer) are valid."""
         result = self._run(configs, "validate", "good.py")
         assert result.returncode == 0, result.stderr
-        assert "good.py: 2 init_cfgs, all valid" in result.stdout
+        assert "good.py: valid, 2 init_cfgs with 2 rules" in result.stdout
 
     def test_validate_bad_names_key_path_and_file(self, configs: Any) -> None:
         """Exit 1, the full key path, and the file that set the value."""
@@ -555,6 +555,42 @@ class TestCommand:
         assert actions[0]["kind"] == "method"
         assert actions[0]["init"] == {"type": "ToyScaled", "layer": "Linear", "scale": 0.2}
         assert any(a["source"] == "stem.init_cfg" and a["kind"] == "write" for a in actions)
+
+    def test_custom_imports_from_the_current_directory(self, configs: Any) -> None:
+        """A project module beside the config (named in custom_imports) is found without
+        PYTHONPATH, as --model and _target_ modules are."""
+        import shutil
+        from pathlib import Path
+
+        shutil.copy(Path(__file__).parent / "mmengine_toy.py", configs)
+        script = Path(sys.executable).with_name("initschema")
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "initschema"]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        result = subprocess.run(
+            [*command, "validate", "good.py"],
+            cwd=configs,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "good.py: valid, 2 init_cfgs with 2 rules\n"
+
+    def test_plan_leaves_out_its_own_meta_build(self, configs: Any) -> None:
+        """plan builds on the meta device by its own choice: no stays-on-meta lint about
+        that, in the table or the JSON."""
+        (configs / "partial.py").write_text(
+            IMPORTS + "model = dict(type='ToyNet', stem=dict(init_cfg=dict(type='Normal', "
+            "layer='Conv2d')))\n"
+        )  # the norm and `extra` keep PyTorch's defaults: on the meta device, nothing sets them
+        result = self._run(configs, "plan", "partial.py")
+        assert result.returncode == 0, result.stderr
+        assert "[default-init] 4 parameters keep PyTorch's default" in result.stdout
+        assert "stays-on-meta" not in result.stdout and "meta device" not in result.stdout
+        result = self._run(configs, "plan", "partial.py", "--json")
+        kinds = {lint["kind"] for lint in json.loads(result.stdout)["lints"]}
+        assert kinds == {"default-init"}
 
     def test_plan_bad_config(self, configs: Any) -> None:
         """plan checks the config first: the same key path and file as validate."""
