@@ -84,16 +84,14 @@ def train(cfg: DictConfig) -> None:
         else "on the CPU: the plan does not set every tensor itself"
     )
     print(f"Built {type(model).__name__} ({where}).")
-    # Norm running statistics left on the meta device are what materialize resets: the
-    # lint that says so is for plan.execute() users, not this app.
-    lints = [
-        lint
-        for lint in plan.lints
-        if not (on_meta and lint.kind == "stays-on-meta" and lint.level == "info")
-    ]
-    for lint in lints if on_meta else ():
-        logger.log(logging.WARNING if lint.level == "warning" else logging.INFO, "%s", lint)
-    print(render_plan(plan, lints))
+    # The lints go to the log (the terminal shows them once, the job's log file keeps
+    # them); compile_plan logged them already when the model was built on the CPU. Norm
+    # running statistics left on the meta device are what materialize resets: the lint
+    # that says so is for plan.execute() users, not this app.
+    for lint in plan.lints if on_meta else ():
+        if not (lint.kind == "stays-on-meta" and lint.level == "info"):
+            logger.log(logging.WARNING if lint.level == "warning" else logging.INFO, "%s", lint)
+    print(render_plan(plan, lints=()))
     torch.manual_seed(cfg.seed)
     if on_meta:
         report = ins.materialize(model, "cpu", seed=cfg.init_seed, plan=plan)

@@ -117,16 +117,13 @@ def diff_rows(plans: Sequence[Any]) -> list[dict[str, Any]]:
 
 def render_diff(rows: Sequence[dict[str, Any]], total: int, names: Sequence[str]) -> str:
     from rich.markup import escape
-    from rich.table import Table
 
-    from .report import render
+    from .report import new_table, render
 
     text = f"{len(rows)} of {total} parameters change ({names[0]} → {names[1]})"
     if not rows:
         return text
-    table = Table()
-    for column in ("parameter", "change", "rule"):
-        table.add_column(column)
+    table = new_table("parameter", "change", "rule")
     for row in rows:
         rules = [row["a"]["rule"], row["b"]["rule"]]
         rule = rules[1] if rules[0] in ("", rules[1]) else " → ".join(r or "-" for r in rules)

@@ -18,7 +18,7 @@ from . import _runtime
 from .builtin_initializers import PretrainedInit
 from .errors import redact
 from .initializers import Initializer, WeightInit, _shown
-from .report import possibly_uninitialized, render, render_html, shape_text
+from .report import new_table, possibly_uninitialized, render, render_html, shape_text
 from .streams import STREAM, elementwise
 
 if TYPE_CHECKING:
@@ -293,10 +293,9 @@ def _plan_table(plan: InitPlan) -> tuple[str, Table]:
         f"InitPlan for {model}: {steps} action{'s' * (steps != 1)} over "
         f"{len(plan.parameters)} parameter{'s' * (len(plan.parameters) != 1)}"
     )
-    table = Table()
     rewritten = int(any(len(indices) > 1 for indices in writers.values()))
-    for column in ("parameter", "shape", "initializer", "rule", "earlier writes")[: 4 + rewritten]:
-        table.add_column(column)
+    columns = ("parameter", "shape", "initializer", "rule", "earlier writes")[: 4 + rewritten]
+    table = new_table(*columns)
     for path, shape in plan.parameters:
         indices = writers.get(path, [])
         if not indices:

@@ -162,9 +162,7 @@ class InitReport:
         logger.info("%s", self.summary())
 
     def table(self) -> Table:
-        table = Table()
-        for column in ("parameter", "shape", "written by", "rule"):
-            table.add_column(column)
+        table = new_table("parameter", "shape", "written by", "rule")
         for row in self.rows:
             source = row.provenance.source if row.provenance else ""
             table.add_row(row.path, shape_text(row.shape), _written_by(row.provenance), source)
@@ -204,11 +202,29 @@ def render_html(renderable: Any) -> str:
     )
 
 
+_IDENTIFIERS = frozenset({"parameter", "shape", "rule"})
+"""Columns of paths and shapes: never wrapped, so a narrow terminal wraps the others."""
+
+
+def new_table(*columns: str, numbers: Sequence[str] = ()) -> Table:
+    """A table with these columns (then ``numbers``, right-aligned); paths, shapes and
+    numbers are never wrapped (:func:`render` wraps the other cells between words)."""
+    table = Table()
+    for column in columns:
+        table.add_column(column, no_wrap=column in _IDENTIFIERS)
+    for column in numbers:
+        table.add_column(column, justify="right", no_wrap=True)
+    return table
+
+
 def render(renderable: Any) -> str:
-    """Text of a rich renderable, as wide as the terminal or as its content needs: rich
-    would otherwise cut long parameter and rule paths, and identifiers are never cut."""
+    """Text of a rich renderable. On a terminal (or with ``COLUMNS`` set) it fits the
+    width: cells wrap between words (``Call(method='reset_parameters')`` / ``(may
+    write)``), and where the longest words still do not fit, the table grows, since
+    identifiers (parameter and rule paths) are never cut. Into a pipe or a file, a row
+    stays one line, whatever its width (for grep)."""
     measure = Console(width=100_000, no_color=True).measure(renderable)
-    width = max(100, shutil.get_terminal_size((140, 24)).columns, measure.maximum)
+    width = max(shutil.get_terminal_size((measure.maximum, 24)).columns, measure.minimum)
     buffer = io.StringIO()
     Console(file=buffer, width=width, no_color=True, highlight=False, soft_wrap=False).print(
         renderable

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from rich.markup import escape
-from rich.table import Table
 from torch import Tensor, nn
 
 from ._moments import (
@@ -59,7 +58,7 @@ from .modern_initializers import (
     ZerosInit,
 )
 from .plan import Action, InitPlan, brief
-from .report import InitReport, Provenance, possibly_uninitialized, render, shape_text
+from .report import InitReport, Provenance, new_table, possibly_uninitialized, render, shape_text
 
 __all__ = [
     "HUGE",
@@ -326,11 +325,9 @@ def render_stats(
 ) -> str:
     """A table: per parameter, what wrote it, expected and measured std, mean, min, max
     and its flags; then every finding in full (the plan's ``lints`` are counted first)."""
-    table = Table()
-    for column in ("parameter", "shape", "initializer"):
-        table.add_column(column)
-    for column in ("expected std", "std", "mean", "min", "max"):
-        table.add_column(column, justify="right")
+    table = new_table(
+        "parameter", "shape", "initializer", numbers=("expected std", "std", "mean", "min", "max")
+    )
     table.add_column("flag")
     for row in stats:
         expected = "" if row.expected_std is None else _number(row.expected_std)

@@ -68,3 +68,36 @@ class TestNotebooks:
         report = plan.execute()._repr_html_()
         assert report.startswith("<p>initialized Sequential: 2 parameters, 2 by init_cfg rules")
         assert "0.bias" in report
+
+
+class TestWidth:
+    """Tables fit the terminal by wrapping between words, never inside a path."""
+
+    @staticmethod
+    def _plan(name: str, rule: str) -> ins.InitPlan:
+        model = nn.ModuleDict({name: nn.Sequential(nn.Linear(3, 3))})
+        cfg = {rule: {"type": "Call", "method": "reset_parameters", "layer": "Linear"}}
+        return ins.compile_plan(model, cfg)
+
+    def test_fits_the_terminal(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With COLUMNS=80 the plan wraps its initializer cell to fit, paths whole."""
+        monkeypatch.setenv("COLUMNS", "80")
+        lines = str(self._plan("block", "reset")).splitlines()
+        assert max(len(line) for line in lines) <= 80
+        assert "block.0.weight" in lines[4] and "init_cfg.reset" in lines[4]
+        assert "(may write)" not in lines[4] and "(may write)" in lines[5]
+
+    def test_paths_are_never_cut(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A terminal narrower than the paths: the table grows rather than cut one."""
+        monkeypatch.setenv("COLUMNS", "40")
+        name, rule = "a_rather_long_module_name_for_a_block", "calls_reset_parameters_on_linears"
+        text = str(self._plan(name, rule))
+        assert f"{name}.0.weight" in text and f"init_cfg.{rule}" in text
+        assert "…" not in text
+
+    def test_one_line_per_row_into_a_pipe(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without a terminal (no COLUMNS), a row stays on one line, for grep."""
+        monkeypatch.delenv("COLUMNS", raising=False)
+        lines = str(self._plan("block", "reset")).splitlines()
+        rows = [line for line in lines if "0.weight" in line]
+        assert len(rows) == 1 and "(may write)" in rows[0]
