@@ -202,12 +202,6 @@ def from_hydra(
         )
     except InitCfgError:
         raise
-    except InitUsageError:  # a plain nn.Module: its rules live elsewhere in the config
-        found = [key for key in ("init_rules",) if key in cfg]
-        hint = f"--rules {found[0]}" if found else "--rules KEY, the config key of its rules"
-        raise CommandError(
-            f"the model at {node_key} is a plain nn.Module, which takes no init_cfg: pass {hint}."
-        ) from None
     except InstantiationException as error:
         raise CommandError(
             f"building {node_key} failed: {_instantiation_reason(error)} (the current "

@@ -300,6 +300,14 @@ def instantiate_and_plan(
             model = instantiate(spec)
     if rules is not None:
         return model, plan_rules(model, root, rules, strict=strict, log=log)
+    if getattr(type(model), "_initschema_base_module", False) is not True:
+        # A plain nn.Module: its own init_weights is no plan; its rules live elsewhere.
+        raise InitCfgError.single(
+            full_key,
+            f"builds a {type(model).__name__}, a plain nn.Module that takes no init_cfg: "
+            f"keep its rules under a key of the config (init_rules) and plan them with "
+            f"rules='init_rules' (initschema plan|diff|report: --rules init_rules).",
+        )
     with config_errors(root):
         # Through the package: this module (and `initschema validate`) imports no torch.
         return model, initschema.compile_plan(model, strict=strict, log=log)

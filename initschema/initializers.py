@@ -23,6 +23,7 @@ from .errors import (
     InitCfgError,
     Problem,
     TypeProblem,
+    did_you_mean,
     join_path,
     problems_from_validation,
     shown,
@@ -403,14 +404,15 @@ def parse_rule(
     if target is not None:
         cls_of_target = _target_class(target)
         if cls_of_target is None:
-            names = ", ".join(
-                f"{c.__module__}.{c.__qualname__}" for _, c in WEIGHT_INITIALIZERS.items()
-            )
+            classes = [cls for _, cls in WEIGHT_INITIALIZERS.items()]
+            accepted = [name for cls in classes for name in target_names(cls)]
+            hint = did_you_mean(target, accepted) if isinstance(target, str) else ""
             problems.append(
                 Problem(
                     join_path(path, "_target_"),
-                    f"{shown(target)} is not a registered initializer class; registered: {names} "
-                    f"(or initschema.<Name>Init for the built-ins).",
+                    f"{shown(target)} is not a registered initializer class{hint}; a _target_ "
+                    f"names one by its import path ({target_names(classes[0])[0]} for a "
+                    f"built-in); registered: {', '.join(cls.__name__ for cls in classes)}.",
                 )
             )
             return None

@@ -387,12 +387,13 @@ class TestPlainModelApp:
         assert _widest(result.stdout) <= 100
 
     def test_plan_without_rules_says_how(self, app: Path) -> None:
-        """Without --rules, a plain model is a usage error that names the option."""
+        """Without --rules, a plain model is an error at its node that names the option."""
         result = _run(app, "plan", *self.PLAIN)
-        assert result.returncode == 2
-        assert result.stderr.strip().endswith(
-            "the model at model is a plain nn.Module, which takes no init_cfg: pass "
-            "--rules init_rules."
+        assert result.returncode == 1
+        assert result.stderr.startswith(
+            "Error in config model: builds a Sequential, a plain nn.Module that takes no "
+            "init_cfg: keep its rules under a key of the config (init_rules) and plan them "
+            "with rules='init_rules' (initschema plan|diff|report: --rules init_rules)."
         )
 
     def test_diff_with_rules(self, app: Path) -> None:

@@ -464,8 +464,15 @@ class TestTargetRules:
         message = str(info.value)
         assert message.startswith(
             "init_cfg.head._target_: 'torch.nn.Linear' is not a registered initializer class; "
-            "registered: initschema.builtin_initializers.ConstantInit, "
+            "a _target_ names one by its import path (initschema.ConstantInit for a built-in); "
+            "registered: ConstantInit, XavierInit, NormalInit, "
         )
+        assert len(message) < 500
+
+    def test_misspelled_target_suggests_the_class(self) -> None:
+        """A misspelled _target_ gets a did-you-mean."""
+        with pytest.raises(ins.InitCfgError, match=r"did you mean 'initschema\.NormalInit'"):
+            ins.parse_init_cfg(dict(_target_="initschema.NormalInti", std=1))
 
     def test_type_and_target_must_agree(self) -> None:
         """A rule naming two different initializers is an error at its type."""
@@ -810,6 +817,25 @@ class TestPlainModules:
             assert str(info.value) == f"{key}: the config has no {key!r}; add the rules there."
         with pytest.raises(ins.InitCfgError, match=r"^rules: no value given \(\?\?\?\)"):
             ins_hydra.plan_rules(torch.nn.Linear(2, 2), self._cfg("+rules=???"), "rules")
+
+    def test_instantiate_and_plan_with_rules(self) -> None:
+        """instantiate_and_plan(..., rules=key) builds a plain model and plans those rules;
+        without rules= it is an error at the model's node naming the fix."""
+        cfg = OmegaConf.create(
+            {
+                "model": {"_target_": "torch.nn.Linear", "in_features": 4, "out_features": 2},
+                "init_rules": {"linears": {"type": "Normal", "layer": "Linear", "std": 0.01}},
+            }
+        )
+        model, plan = ins_hydra.instantiate_and_plan(cfg.model, cfg, rules="init_rules")
+        assert isinstance(model, torch.nn.Linear)
+        assert {a["source"] for a in plan.to_dict()["actions"]} == {"init_rules.linears"}
+        with pytest.raises(ins.InitCfgError) as info:
+            ins_hydra.instantiate_and_plan(cfg.model, cfg)
+        assert str(info.value).startswith(
+            "model: builds a Linear, a plain nn.Module that takes no init_cfg: keep its rules "
+            "under a key of the config (init_rules) and plan them with rules='init_rules'"
+        )
 
 
 class TestStrategyFromPython:
