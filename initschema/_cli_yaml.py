@@ -56,9 +56,10 @@ class Note:
         return f"{self.path}: {self.message}"
 
 
-def load_yaml(path: str) -> Any:
+def load_yaml(path: str, *, scalar: bool = False) -> Any:
     """The file as an OmegaConf container, refusing aliases that expand beyond
-    :data:`ALIAS_NODES` nodes or refer to themselves."""
+    :data:`ALIAS_NODES` nodes or refer to themselves; with ``scalar``, a file holding one
+    value (``Linear``, ``false``) gives that value, for the caller to judge."""
     if not os.path.isfile(path):
         raise CommandError(f"{path!r} does not exist.")
     from omegaconf._utils import get_yaml_loader
@@ -74,6 +75,8 @@ def load_yaml(path: str) -> Any:
             finally:
                 loader.dispose()
         if data is not None and not isinstance(data, dict | list):
+            if scalar:
+                return data
             raise CommandError(f"{path!r} holds a {type(data).__name__}, not a mapping.")
         return OmegaConf.create(data if data is not None else {})
     except CommandError:
@@ -138,7 +141,12 @@ def validate_file(
     (rules per init_cfg, problems, notes on values only composition gives)."""
     from .hydra import init_cfg_paths
 
-    document = load_yaml(path)
+    document = load_yaml(path, scalar=not nodes)
+    if not isinstance(document, DictConfig | ListConfig):  # a file holding one value
+        try:
+            return {"init_cfg": len(parse_init_cfg(document, "init_cfg"))}, [], []
+        except InitCfgError as error:  # what a rule of that value would be told
+            return {}, list(error.problems), []
     notes: list[Note] = []
     if isinstance(document, DictConfig) and "defaults" in document:
         found_nodes = nodes or init_cfg_paths(document, keys)
