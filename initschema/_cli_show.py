@@ -67,51 +67,54 @@ def render_lints(lints: Sequence[Any]) -> str:
     return "Lints:\n" + "\n".join(wrapped) if lints else ""
 
 
-def _writers(plan: Any) -> dict[str, Any]:
-    """For each parameter something writes, the action that writes it last."""
-    found: dict[str, Any] = {}
-    last = plan.last_writers()
-    for path, index in last.items():
-        found[path] = plan.actions[index]
+def _writers(plan: Any) -> dict[str, tuple[Any, int]]:
+    """For each parameter something writes: the action that writes it last and the
+    parameter's place in that action (else the first user code that may write it)."""
+    found: dict[str, tuple[Any, int]] = {
+        path: (writer.action, writer.position) for path, writer in plan.writers().items()
+    }
     for action in plan.actions:
         if action.kind in ("call", "method"):
-            for path in action.params:
-                found.setdefault(path, action)
+            for position, path in enumerate(action.params):
+                found.setdefault(path, (action, position))
     return found
 
 
-def _side(action: Any, path: str) -> dict[str, str]:
-    if action is None:
+def _side(writer: tuple[Any, int] | None) -> dict[str, str]:
+    if writer is None:
         return dict(_UNWRITTEN)
-    return {"initializer": action.describe_param(path), "rule": action.source}
+    action, position = writer
+    return {"initializer": action.describe_at(position), "rule": action.source}
 
 
-def _change(a: Any, b: Any, path: str) -> str:
+def _change(a: tuple[Any, int] | None, b: tuple[Any, int] | None) -> str:
     """What changes for one parameter: the arguments that differ when the initializer type
     and role stay, else the two initializers."""
-    if a is not None and b is not None and a.kind == b.kind == "write":
-        role_a = a.role(a.tensors[a.params.index(path)])
-        role_b = b.role(b.tensors[b.params.index(path)])
-        if type(a.init) is type(b.init) and role_a == role_b == "weight":
-            old, new = a.init.arguments(), b.init.arguments()
+    if a is not None and b is not None and a[0].kind == b[0].kind == "write":
+        (action_a, position_a), (action_b, position_b) = a, b
+        role_a = action_a.role(action_a.tensors[position_a])
+        role_b = action_b.role(action_b.tensors[position_b])
+        if type(action_a.init) is type(action_b.init) and role_a == role_b == "weight":
+            old, new = action_a.init.arguments(), action_b.init.arguments()
             changed = [f"{k}={_shown(old[k])} → {_shown(new[k])}" for k in old if old[k] != new[k]]
             if changed:
-                return f"{a.init.type_name}({', '.join(changed)})"
-    before = "not written" if a is None else a.brief_param(path)
-    after = "not written" if b is None else b.brief_param(path)
+                return f"{action_a.init.type_name}({', '.join(changed)})"
+    before = "not written" if a is None else a[0].brief_at(a[1])
+    after = "not written" if b is None else b[0].brief_at(b[1])
     return f"{before} → {after}"
 
 
 def diff_rows(plans: Sequence[Any]) -> list[dict[str, Any]]:
     """The parameters whose initialization differs (what is written, not which rule
-    writes it): path, each side's initializer and rule, and the change in brief."""
+    writes it): path, each side's initializer and rule, and the change in brief; one pass
+    over each plan and over the parameters."""
     sides = [_writers(plan) for plan in plans]
     rows = []
     for path, _ in plans[0].parameters:
         a, b = sides[0].get(path), sides[1].get(path)
-        first, second = _side(a, path), _side(b, path)
+        first, second = _side(a), _side(b)
         if first["initializer"] != second["initializer"]:
-            rows.append({"path": path, "a": first, "b": second, "change": _change(a, b, path)})
+            rows.append({"path": path, "a": first, "b": second, "change": _change(a, b)})
     return rows
 
 

@@ -9,6 +9,7 @@ import html
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from rich.table import Table
@@ -31,6 +32,7 @@ __all__ = [
     "InitPlan",
     "RuleUse",
     "SubPlan",
+    "Writer",
     "last_writers",
     "render_plan",
     "render_plan_html",
@@ -133,25 +135,39 @@ class Action:
 
     def describe_param(self, path: str) -> str:
         """What this action writes into the tensor at ``path`` (one of ``params``)."""
+        return self.describe_at(self.params.index(path))
+
+    def describe_at(self, index: int) -> str:
+        """What this action writes into its tensor ``params[index]``."""
         if self.kind == "write" and isinstance(self.init, WeightInit):
-            return self.init.describe_tensor(self.role(self.tensors[self.params.index(path)]))
+            return self.init.describe_tensor(self.role(self.tensors[index]))
         if self.kind == "load" and isinstance(self.init, PretrainedInit):
-            index = self.params.index(path)
             text = f"load {self.keys[index][1]!r} from {redact(self.init.checkpoint)}"
-            notes = [note for key, note in self.notes if key == self.tensors[index]]
+            notes = self._notes_by_key.get(self.tensors[index], ())
             return text + "".join(f" ({note})" for note in notes)
         return self.describe()
 
     def brief_param(self, path: str) -> str:
         """As :meth:`describe_param`, with only the arguments the rule sets away from their
         defaults (``Kaiming(mode='fan_in')``, ``0 (bias)``): what a table cell shows."""
+        return self.brief_at(self.params.index(path))
+
+    def brief_at(self, index: int) -> str:
+        """As :meth:`describe_at`, in brief (:meth:`brief_param`)."""
         if self.kind == "write" and isinstance(self.init, WeightInit):
-            if self.role(self.tensors[self.params.index(path)]) == "weight":
+            if self.role(self.tensors[index]) == "weight":
                 return brief(self.init)
             given = self.init.bias_prob
             why = "bias" if given is None else f"bias_prob={_shown(given)}"
             return f"{self.init.bias_value:g} ({why})"
-        return self.describe_param(path)
+        return self.describe_at(index)
+
+    @cached_property
+    def _notes_by_key(self) -> dict[str, list[str]]:
+        by_key: dict[str, list[str]] = {}
+        for key, note in self.notes:
+            by_key.setdefault(key, []).append(note)
+        return by_key
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "module": self.module, "source": self.source}
@@ -166,6 +182,24 @@ class Action:
         if self.kind == "write" and isinstance(self.init, WeightInit):
             data["seeded"] = "elementwise" if elementwise(self.init) else "whole tensor"
         return data
+
+
+@dataclass(frozen=True)
+class Writer:
+    """The action that last writes one tensor: ``action.params[position]`` is the tensor."""
+
+    action: Action
+    index: int
+    """The action's index in the plan."""
+    position: int
+
+    def describe(self) -> str:
+        """What the action writes into this tensor (:meth:`Action.describe_at`)."""
+        return self.action.describe_at(self.position)
+
+    def brief(self) -> str:
+        """The same in brief (:meth:`Action.brief_at`)."""
+        return self.action.brief_at(self.position)
 
 
 @dataclass(frozen=True)
@@ -202,7 +236,22 @@ class InitPlan:
 
     def last_writers(self) -> dict[str, int]:
         """For each tensor the plan writes, the index of the last action writing it."""
-        return last_writers(self.actions)
+        return {path: writer.index for path, writer in self.writers().items()}
+
+    def writers(self) -> Mapping[str, Writer]:
+        """Who last writes each tensor (by a rule or a checkpoint), in one pass over the
+        plan, computed once: the action, its index and the tensor's place in it."""
+        return self._writers
+
+    @cached_property
+    def _writers(self) -> dict[str, Writer]:
+        found: dict[str, Writer] = {}
+        for index, action in enumerate(self.actions):
+            if action.kind in ("write", "load"):
+                for position, path in enumerate(action.params):
+                    if path not in found or found[path].index != index:
+                        found[path] = Writer(action, index, position)
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -283,10 +332,14 @@ def _buffers_set(plan: InitPlan) -> list[str]:
 
 def _plan_table(plan: InitPlan) -> tuple[str, Table]:
     writers: dict[str, list[int]] = {}
+    last: dict[str, int] = {}  # each tensor's place in the action writing it last
     for index, action in enumerate(plan.actions):
         if action.kind not in ("mark", "guard"):
-            for path in action.params:
-                writers.setdefault(path, []).append(index)
+            for position, path in enumerate(action.params):
+                indices = writers.setdefault(path, [])
+                if not indices or indices[-1] != index:
+                    last[path] = position
+                indices.append(index)
     model = type(plan.module).__name__
     steps = sum(1 for a in plan.actions if a.kind not in ("mark", "guard"))
     title = (
@@ -304,7 +357,7 @@ def _plan_table(plan: InitPlan) -> tuple[str, Table]:
             table.add_row(path, shape_text(shape), unwritten, "", *[""][:rewritten])
             continue
         action = plan.actions[indices[-1]]
-        what = action.brief_param(path)
+        what = action.brief_at(last[path])
         if action.kind == "call":
             what = "user-defined init_weights (may write)"
         elif action.kind == "method" and action.init is not None:
