@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 import initschema as ins
-from initschema._cli_show import diff_rows
+from initschema._cli.show import diff_rows
 
 SIZES = (1_000, 4_000, 16_000)
 

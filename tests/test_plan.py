@@ -365,7 +365,7 @@ class TestWriters:
         parameters per parameter (quadratic for a checkpoint loading the whole model)."""
         import dataclasses
 
-        from initschema._cli_show import diff_rows
+        from initschema._cli.show import diff_rows
 
         model = nn.Sequential(*[nn.Linear(2, 2) for _ in range(20)])
         ckpt = tmp_path / "net.pth"

@@ -25,8 +25,8 @@ def test_all_is_complete() -> None:
     assert all(getattr(ins, name) is not None for name in ins.__all__)
 
 
-def test_design_contract_names() -> None:
-    """The names DESIGN.md promises are there."""
+def test_documented_names() -> None:
+    """The names README.md and the guide use are there."""
     for name in [
         "BaseModule",
         "Sequential",
