@@ -13,7 +13,7 @@ from conftest import assert_bitwise_equal, state_of
 from torch import nn
 
 import initschema as ins
-import initschema.kernels.builtin
+import initschema.kernels.normals
 import initschema.modules
 
 KIT = zoo.kits()["initschema"]
@@ -189,7 +189,7 @@ class TestOverwrittenWrites:
     def test_vit_root_rule_under_block_rule(self, mm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         """A root TruncNormal that block rules overwrite gives MMEngine's bits and RNG state,
         and runs trunc_normal_ only where it is final (the head)."""
-        calls = _counting(monkeypatch, initschema.kernels.builtin, "trunc_normal_")
+        calls = _counting(monkeypatch, initschema.kernels.normals, "trunc_normal_")
         models = _same_as_mmengine(lambda k: zoo.vit(k, VIT_CFG, VIT_BLOCK_CFG))
         assert [id(t) for t in calls] == [id(models["initschema"].head.weight)]
 
@@ -198,7 +198,7 @@ class TestOverwrittenWrites:
     ) -> None:
         """Without block rules every Linear's TruncNormal write is final: trunc_normal_ runs
         for each of them."""
-        calls = _counting(monkeypatch, initschema.kernels.builtin, "trunc_normal_")
+        calls = _counting(monkeypatch, initschema.kernels.normals, "trunc_normal_")
         models = _same_as_mmengine(lambda k: zoo.vit(k, VIT_CFG))
         model = models["initschema"]
         linears = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]

@@ -1,11 +1,11 @@
 """MMEngine's eight initializers as typed models: Constant, Xavier, Normal, TruncNormal,
 Uniform, Kaiming, Caffe2Xavier and Pretrained, with MMEngine's defaults; and the Call rule.
 
-Fields only (the config language does not import torch): what each writes is its
-kernel in :mod:`initschema.kernels.builtin`. Beyond MMEngine's arguments, and off by default
-(MMEngine's bits unchanged): ``splits`` on every formula, ``fan_axes`` on the fan-based
-ones, depth scaling of Normal's and TruncNormal's std, and TruncNormal's bounds in stds
-(:mod:`initschema.cfg.formulas`).
+Fields only (the config language does not import torch): each one's torch side is
+registered with it in its family's file of :mod:`initschema.kernels`. Beyond MMEngine's
+arguments, and off by default (MMEngine's bits unchanged): ``splits`` on every formula,
+``fan_axes`` on the fan-based ones, depth scaling of Normal's and TruncNormal's std, and
+TruncNormal's bounds in stds (:mod:`initschema.cfg.formulas`).
 """
 
 from __future__ import annotations

@@ -55,8 +55,8 @@ Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 """An int or a float (not a bool, not a string), finite."""
 
 KERNELS: dict[type, Callable[[Any, Any, Any], None]] = {}
-"""``init_weight`` of the built-in initializers, by class: filled by
-:mod:`initschema.kernels.builtin` (the torch layer) when it is imported."""
+"""``init_weight`` of the built-in initializers, by class: filled when each registers its
+torch side in :mod:`initschema.kernels` (the torch layer), on import."""
 
 
 def prior_bias(prior_prob: float) -> float:
@@ -311,7 +311,7 @@ class WeightInit(Initializer):
     def init_weight(self, weight: Any, generator: Any = None) -> None:
         """Write the tensor ``weight`` in place (from ``generator``, a ``torch.Generator``,
         when given). Subclasses implement this; the built-ins' kernels live in
-        :mod:`initschema.kernels.builtin`."""
+        :mod:`initschema.kernels`."""
         for cls in type(self).__mro__:
             if kernel := KERNELS.get(cls):
                 kernel(self, weight, generator)

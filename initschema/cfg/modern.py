@@ -2,9 +2,10 @@
 Ones, Orthogonal, Dirac, Eye, VarianceScaling, LecunNormal, LecunUniform, SmallInit and
 WangInit.
 
-Fields only (the config language does not import torch): what each writes is its
-kernel in :mod:`initschema.kernels.builtin`, and in seeded mode its sampler in
-:mod:`initschema.sharding.streams` (Orthogonal, Dirac and Eye have none: computed whole).
+Fields only (the config language does not import torch): each one's torch side (kernel,
+overwritten-write draw, seeded sampler, expected moments) is registered with it in its
+family's file of :mod:`initschema.kernels` (Orthogonal, Dirac and Eye have no sampler:
+computed whole).
 """
 
 from __future__ import annotations

@@ -28,29 +28,11 @@ from rich.markup import escape
 from rich.table import Table
 from torch import Tensor, nn
 
-from ..cfg.builtin import (
-    Caffe2XavierInit,
-    ConstantInit,
-    KaimingInit,
-    NormalInit,
-    TruncNormalInit,
-    UniformInit,
-    XavierInit,
-)
-from ..cfg.formulas import FanInit, FormulaInit
 from ..cfg.initializer import WeightInit
-from ..cfg.modern import (
-    OnesInit,
-    OrthogonalInit,
-    SmallInit,
-    VarianceScalingBase,
-    WangInit,
-    ZerosInit,
-)
 from ..engine.execute import init_cfg_ignored
 from ..engine.plan import Action, InitPlan, brief
 from ..engine.report import InitReport, Provenance, possibly_uninitialized, render, shape_text
-from ..kernels.builtin import runs_user_code
+from ..kernels.builtin import moments_of, runs_user_code
 from ._moments import (
     HUGE,
     MIN_NUMEL,
@@ -131,55 +113,7 @@ def expected_moments(
         return init.bias_value, 0.0
     if runs_user_code(init):
         return None
-    if isinstance(init, ConstantInit):
-        return init.val, 0.0
-    if isinstance(init, ZerosInit | OnesInit):
-        return float(isinstance(init, OnesInit)), 0.0
-    if isinstance(init, NormalInit):
-        return init.mean, init.scaled_std
-    if isinstance(init, UniformInit):
-        return (init.a + init.b) / 2, (init.b - init.a) / math.sqrt(12)
-    if isinstance(init, TruncNormalInit):
-        return _truncated_normal(init.mean, init.scaled_std, *init.absolute_bounds())
-    if isinstance(init, SmallInit | WangInit):
-        return 0.0, init.std
-    if isinstance(init, FormulaInit) and init.splits is not None:
-        return None  # pieces with fans of their own: measured only
-    if isinstance(init, OrthogonalInit) and len(shape) >= 2:
-        # Rows or columns orthonormal: the squares sum to gain²·min(rows, cols).
-        return 0.0, init.gain / math.sqrt(max(shape[0], math.prod(shape[1:])))
-    if not isinstance(init, FanInit) or isinstance(init.shape_problem(tuple(shape)), str):
-        return None
-    fan_in, fan_out = init.fans(tuple(shape))
-    if isinstance(init, VarianceScalingBase):
-        return 0.0, init.sample_std(tuple(shape))
-    if isinstance(init, XavierInit):
-        return 0.0, init.gain * math.sqrt(2.0 / (fan_in + fan_out))
-    if isinstance(init, KaimingInit):
-        gain = nn.init.calculate_gain(init.nonlinearity, init.a)
-        return 0.0, gain / math.sqrt(fan_in if init.mode == "fan_in" else fan_out)
-    if isinstance(init, Caffe2XavierInit):  # Kaiming(a=1, fan_in, leaky_relu): gain 1
-        return 0.0, 1.0 / math.sqrt(fan_in)
-    return None
-
-
-def _truncated_normal(mean: float, std: float, a: float, b: float) -> tuple[float, float] | None:
-    """Mean and std of N(mean, std²) truncated to [a, b] (a, b absolute); None when [a, b]
-    holds no mass in float64 (``trunc_normal_`` then clamps everything to a bound)."""
-
-    def pdf(x: float) -> float:
-        return math.exp(-x * x / 2) / math.sqrt(2 * math.pi) if math.isfinite(x) else 0.0
-
-    def tail(x: float) -> float:  # P(Z > x), without cancellation far in the upper tail
-        return math.erfc(x / math.sqrt(2)) / 2
-
-    alpha, beta = (a - mean) / std, (b - mean) / std
-    mass = tail(alpha) - tail(beta) if alpha > 0 else tail(-beta) - tail(-alpha)
-    if mass <= 1e-12:
-        return None
-    shift = (pdf(alpha) - pdf(beta)) / mass
-    variance = 1 + (alpha * pdf(alpha) - beta * pdf(beta)) / mass - shift * shift
-    return mean + std * shift, std * math.sqrt(max(variance, 0.0))
+    return moments_of(init, tuple(shape))
 
 
 def measure(plan: InitPlan, report: InitReport) -> tuple[TensorStats, ...]:

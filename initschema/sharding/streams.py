@@ -30,25 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..cfg.builtin import (
-    Caffe2XavierInit,
-    ConstantInit,
-    KaimingInit,
-    NormalInit,
-    TruncNormalInit,
-    UniformInit,
-    XavierInit,
-)
 from ..cfg.initializer import WeightInit
-from ..cfg.modern import (
-    TRUNCATED_NORMAL_STD,
-    OnesInit,
-    SmallInit,
-    VarianceScalingBase,
-    WangInit,
-    ZerosInit,
-)
-from ..kernels.builtin import kaiming_std, kernel_for, spread
+from ..kernels.builtin import FILLS, kernel_for, sampler_of
 from .placement import PLAIN, Box, local_box
 
 __all__ = ["STREAM", "TILE", "elementwise", "fill_box", "fill_seeded", "seed_for"]
@@ -88,7 +71,7 @@ def fill_seeded(init: WeightInit, name: str, tensor: Tensor, seed: int, path: st
         sampler = _sampler(init)
         if (
             sampler is not None
-            and sampler not in _FILLS
+            and sampler not in FILLS
             and 0 < tensor.numel() <= TILE
             and tensor.dtype in _DRAWN
             and tensor.is_contiguous()
@@ -118,7 +101,7 @@ def fill_box(
     if sampler is None:  # position-dependent (Dirac, Eye) or drawn whole (Orthogonal)
         _whole(init, local, shape, box, seed, path)
         return
-    if sampler in _FILLS:  # a constant: the same wherever an element sits
+    if sampler in FILLS:  # a constant: the same wherever an element sits
         kernel_for(init)(init, local, None)
         return
     if local.numel() == 0:
@@ -254,120 +237,6 @@ def _runs(shape: tuple[int, ...], box: Box) -> tuple[list[int], int]:
     return starts, length
 
 
-# The built-in initializers' values, drawn into a flat tile with fans from the logical
-# shape. Same formulas as the faithful kernels (torch.nn.init's), one draw per element.
-
-
-def _normal(init: NormalInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
-    values.normal_(init.mean, init.scaled_std, generator=g)
-
-
-def _uniform(init: UniformInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
-    values.uniform_(init.a, init.b, generator=g)
-
-
-def _truncated(
-    values: Tensor, g: torch.Generator, mean: float, std: float, a: float, b: float
-) -> None:
-    """``N(mean, std²)`` truncated to ``[a, b]`` by inverse CDF, as the faithful kernel
-    draws it, except that the uniform draw stays inside (-1, 1): an exact -1 (possible
-    when the lower bound is far out, as -2 is at std 0.02) would give erfinv = -inf,
-    clamped to the bound itself, 100 std out."""
-
-    def cdf(x: float) -> float:
-        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
-
-    low = 2 * cdf((a - mean) / std) - 1
-    high = 2 * cdf((b - mean) / std) - 1
-    values.uniform_(low, high, generator=g)
-    edge = 1 - torch.finfo(values.dtype).eps
-    values.clamp_(-edge, edge)
-    values.erfinv_()
-    values.mul_(std * math.sqrt(2.0))
-    values.add_(mean)
-    values.clamp_(a, b)
-
-
-def _trunc_normal(
-    init: TruncNormalInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
-) -> None:
-    if init.bounds == "std":  # timm's trunc_normal_tf_: N(0, 1) on [a, b], then ·std + mean
-        _truncated(values, g, 0.0, 1.0, init.a, init.b)
-        values.mul_(init.scaled_std).add_(init.mean)
-    else:
-        _truncated(values, g, init.mean, init.scaled_std, init.a, init.b)
-
-
-def _xavier(init: XavierInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
-    fan_in, fan_out = init.fans(shape)
-    std = init.gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    spread(values, g, std, init.distribution == "uniform")
-
-
-def _kaiming(init: KaimingInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
-    std = kaiming_std(init, shape, init.a, init.mode, init.nonlinearity)
-    spread(values, g, std, init.distribution == "uniform")
-
-
-def _caffe2_xavier(
-    init: Caffe2XavierInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
-) -> None:
-    spread(values, g, kaiming_std(init, shape, 1, "fan_in", "leaky_relu"), True)
-
-
-def _variance_scaling(
-    init: VarianceScalingBase, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
-) -> None:
-    std = init.sample_std(shape)
-    distribution = init.scaling()[2]
-    if distribution == "truncated_normal":
-        _truncated(values, g, 0.0, 1.0, -2.0, 2.0)
-        values.mul_(std / TRUNCATED_NORMAL_STD)
-    else:
-        spread(values, g, std, distribution == "uniform")
-
-
-def _normal_of_std(
-    init: SmallInit | WangInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
-) -> None:
-    values.normal_(0.0, init.std, generator=g)
-
-
-def _constant(
-    init: ConstantInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]
-) -> None:
-    values.fill_(init.val)
-
-
-def _zeros(init: ZerosInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
-    values.zero_()
-
-
-def _ones(init: OnesInit, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
-    values.fill_(1)
-
-
-_FILLS = frozenset({_constant, _zeros, _ones})
-"""Samplers of constants: written in place, with no stream (and no generator)."""
-
-_SAMPLERS: dict[type, Sampler] = {
-    ConstantInit: _constant,
-    ZerosInit: _zeros,
-    OnesInit: _ones,
-    NormalInit: _normal,
-    UniformInit: _uniform,
-    TruncNormalInit: _trunc_normal,
-    XavierInit: _xavier,
-    KaimingInit: _kaiming,
-    Caffe2XavierInit: _caffe2_xavier,
-    VarianceScalingBase: _variance_scaling,
-    SmallInit: _normal_of_std,
-    WangInit: _normal_of_std,
-}
-"""Elementwise formulas by class. Orthogonal (QR of the whole matrix), Dirac and Eye
-(values by position) have none: seeded mode computes them whole."""
-
-
 def _own_values(init: Any, values: Tensor, g: torch.Generator, shape: tuple[int, ...]) -> None:
     init.init_values(values, g, shape)
 
@@ -385,7 +254,7 @@ def _sampler(init: WeightInit) -> Sampler | None:
         elif cls.init_weight is not WeightInit.init_weight:
             _SAMPLER_OF[cls] = None
         else:
-            _SAMPLER_OF[cls] = next((_SAMPLERS[c] for c in cls.__mro__ if c in _SAMPLERS), None)
+            _SAMPLER_OF[cls] = sampler_of(cls)
     return _SAMPLER_OF[cls]
 
 
