@@ -22,12 +22,13 @@ E = TypeVar("E", bound=Named)
 
 
 class Registry(Generic[E]):
-    """A name → class table (every class a subclass of ``base``); names are what ``type``
-    says in a config."""
+    """A name → class table (every class a subclass of ``base``, when given); names are
+    what ``type`` says in a config."""
 
-    def __init__(self, name: str, base: type[E]) -> None:
+    def __init__(self, name: str, base: type[E] | None = None) -> None:
         self.name = name
         self.base = base
+        """The class every entry must derive from (None: any class)."""
         self._classes: dict[str, type[E]] = {}
         self.resolvers: list[Callable[[str], type[E] | None]] = []
         """Looked up before the registered names: a name one of them resolves means its
@@ -35,7 +36,7 @@ class Registry(Generic[E]):
 
     def register(self, cls: type[E], name: str | None = None, *, force: bool = False) -> type[E]:
         """Register ``cls`` under ``name`` (default: the class name without ``Init``)."""
-        if not (isinstance(cls, type) and issubclass(cls, self.base)):
+        if not (isinstance(cls, type) and (self.base is None or issubclass(cls, self.base))):
             raise TypeError(
                 f"{cls!r} is not an initializer model; subclass initschema.WeightInit "
                 f"(or initschema.Initializer) and register that."
