@@ -35,8 +35,8 @@ import torch
 from torch import nn
 
 import initschema as ins
-from initschema.functional import write_tensor
-from initschema.streams import seed_for
+from initschema.kernels.builtin import write_tensor
+from initschema.sharding.streams import seed_for
 
 sys.setrecursionlimit(20_000)  # MMEngine's init_weights recurses per level of the chain
 

@@ -61,7 +61,7 @@ from torch.distributed.tensor import DTensor
 from torch.multiprocessing.spawn import ProcessContext, start_processes
 
 import initschema as ins
-from initschema.streams import seed_for
+from initschema.sharding.streams import seed_for
 
 SEED = 1234
 CFG = [

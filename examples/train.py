@@ -25,7 +25,7 @@ from torch import nn
 
 import initschema as ins
 import initschema.hydra as ins_hydra
-from initschema.plan import brief, render_plan
+from initschema.engine.plan import brief, render_plan
 
 logger = logging.getLogger("initschema")
 

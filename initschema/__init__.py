@@ -13,7 +13,7 @@ import importlib as _importlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-from .builtin_initializers import (
+from .cfg.builtin import (
     Caffe2XavierInit,
     CallInit,
     ConstantInit,
@@ -24,10 +24,15 @@ from .builtin_initializers import (
     UniformInit,
     XavierInit,
 )
-from .cfg import InitCfg, Rule, parse_init_cfg
-from .errors import InitCfgError, InitCfgTypeError, InitSchemaError, InitUsageError
-from .initializers import Initializer, Override, WeightInit
-from .modern_initializers import (
+from .cfg.init_cfg import InitCfg, Rule, parse_init_cfg
+from .cfg.initializer import (
+    WEIGHT_INITIALIZERS,
+    Initializer,
+    Override,
+    WeightInit,
+    register_initializer,
+)
+from .cfg.modern import (
     DiracInit,
     EyeInit,
     LecunNormalInit,
@@ -39,11 +44,16 @@ from .modern_initializers import (
     WangInit,
     ZerosInit,
 )
-from .registry import WEIGHT_INITIALIZERS, Registry, register_initializer
+from .cfg.registry import Registry
+from .errors import InitCfgError, InitCfgTypeError, InitSchemaError, InitUsageError
 
 if _TYPE_CHECKING:
-    from .compiler import compile_plan, strict
-    from .functional import (
+    from ._materialize import materialize, params_on_meta, unwritten
+    from .engine.compiler import compile_plan, strict
+    from .engine.plan import Action, InitPlan, Lint
+    from .engine.report import InitReport, Provenance, ReportRow
+    from .engine.sharded import shard_safe
+    from .kernels.functions import (
         bias_init_with_prob,
         caffe2_xavier_init,
         constant_init,
@@ -54,43 +64,38 @@ if _TYPE_CHECKING:
         uniform_init,
         xavier_init,
     )
-    from .lints import Lint
-    from .meta import materialize, params_on_meta, unwritten
-    from .module import BaseModule, ModuleDict, ModuleList, Sequential, initialize
-    from .plan import Action, InitPlan
-    from .report import InitReport, Provenance, ReportRow
-    from .sharded import shard_safe
+    from .modules import BaseModule, ModuleDict, ModuleList, Sequential, initialize
     from .strategies import strategy
 
 __version__ = "0.1.0"
 
 _TORCH_LAYER = {
-    "compile_plan": "compiler",
-    "strict": "compiler",
-    "bias_init_with_prob": "functional",
-    "caffe2_xavier_init": "functional",
-    "constant_init": "functional",
-    "kaiming_init": "functional",
-    "normal_init": "functional",
-    "trunc_normal_": "functional",
-    "trunc_normal_init": "functional",
-    "uniform_init": "functional",
-    "xavier_init": "functional",
-    "Lint": "lints",
-    "materialize": "meta",
-    "params_on_meta": "meta",
-    "unwritten": "meta",
-    "shard_safe": "sharded",
-    "BaseModule": "module",
-    "ModuleDict": "module",
-    "ModuleList": "module",
-    "Sequential": "module",
-    "initialize": "module",
-    "Action": "plan",
-    "InitPlan": "plan",
-    "InitReport": "report",
-    "Provenance": "report",
-    "ReportRow": "report",
+    "compile_plan": "engine.compiler",
+    "strict": "engine.compiler",
+    "bias_init_with_prob": "kernels.functions",
+    "caffe2_xavier_init": "kernels.functions",
+    "constant_init": "kernels.functions",
+    "kaiming_init": "kernels.functions",
+    "normal_init": "kernels.functions",
+    "trunc_normal_": "kernels.functions",
+    "trunc_normal_init": "kernels.functions",
+    "uniform_init": "kernels.functions",
+    "xavier_init": "kernels.functions",
+    "Lint": "engine.plan",
+    "materialize": "_materialize",
+    "params_on_meta": "_materialize",
+    "unwritten": "_materialize",
+    "shard_safe": "engine.sharded",
+    "BaseModule": "modules",
+    "ModuleDict": "modules",
+    "ModuleList": "modules",
+    "Sequential": "modules",
+    "initialize": "modules",
+    "Action": "engine.plan",
+    "InitPlan": "engine.plan",
+    "InitReport": "engine.report",
+    "Provenance": "engine.report",
+    "ReportRow": "engine.report",
 }
 
 
@@ -106,7 +111,7 @@ def __getattr__(name: str) -> _Any:
         return value
     if name not in _TORCH_LAYER:
         raise AttributeError(f"module 'initschema' has no attribute {name!r}")
-    _importlib.import_module(".module", __name__)  # the whole engine, registered once
+    _importlib.import_module(".modules", __name__)  # the whole engine, registered once
     value = getattr(_importlib.import_module(f".{_TORCH_LAYER[name]}", __name__), name)
     globals()[name] = value
     return value
@@ -116,64 +121,71 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
-__all__ = [
-    "WEIGHT_INITIALIZERS",
-    "Action",
+__all__ = [  # noqa: RUF022  (grouped by topic, as a reader looks for them)
+    # Modules that carry an init_cfg, and running one
     "BaseModule",
-    "Caffe2XavierInit",
-    "CallInit",
-    "ConstantInit",
-    "DiracInit",
-    "EyeInit",
-    "InitCfg",
-    "InitCfgError",
-    "InitCfgTypeError",
-    "InitPlan",
-    "InitReport",
-    "InitSchemaError",
-    "InitUsageError",
-    "Initializer",
-    "KaimingInit",
-    "LecunNormalInit",
-    "LecunUniformInit",
-    "Lint",
     "ModuleDict",
     "ModuleList",
-    "NormalInit",
-    "OnesInit",
-    "OrthogonalInit",
-    "Override",
-    "PretrainedInit",
-    "Provenance",
-    "Registry",
-    "ReportRow",
-    "Rule",
     "Sequential",
-    "SmallInit",
+    "initialize",
+    "materialize",
+    "params_on_meta",
+    "unwritten",
+    "shard_safe",
+    # The config language (no torch)
+    "InitCfg",
+    "Rule",
+    "parse_init_cfg",
+    "Initializer",
+    "WeightInit",
+    "Override",
+    "Registry",
+    "WEIGHT_INITIALIZERS",
+    "register_initializer",
+    "strategy",
+    # MMEngine's initializers, and the Call and Pretrained rules
+    "ConstantInit",
+    "XavierInit",
+    "NormalInit",
     "TruncNormalInit",
     "UniformInit",
-    "VarianceScalingInit",
-    "WangInit",
-    "WeightInit",
-    "XavierInit",
+    "KaimingInit",
+    "Caffe2XavierInit",
+    "PretrainedInit",
+    "CallInit",
+    # The initializers beyond MMEngine's
     "ZerosInit",
+    "OnesInit",
+    "OrthogonalInit",
+    "DiracInit",
+    "EyeInit",
+    "VarianceScalingInit",
+    "LecunNormalInit",
+    "LecunUniformInit",
+    "SmallInit",
+    "WangInit",
+    # Plans, lints and reports
+    "compile_plan",
+    "strict",
+    "InitPlan",
+    "Action",
+    "Lint",
+    "InitReport",
+    "Provenance",
+    "ReportRow",
+    # MMEngine's init functions
     "bias_init_with_prob",
     "caffe2_xavier_init",
-    "compile_plan",
     "constant_init",
-    "initialize",
     "kaiming_init",
-    "materialize",
     "normal_init",
-    "params_on_meta",
-    "parse_init_cfg",
-    "register_initializer",
-    "shard_safe",
-    "strategy",
-    "strict",
     "trunc_normal_",
     "trunc_normal_init",
     "uniform_init",
-    "unwritten",
     "xavier_init",
+    # Errors
+    "InitSchemaError",
+    "InitCfgError",
+    "InitCfgTypeError",
+    "InitUsageError",
 ]

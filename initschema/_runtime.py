@@ -3,7 +3,7 @@
 Two conveniences sit low but need the engine above them: ``KaimingInit(...)(model)``
 (an initializer model, in the torch-free config layer, applied to a module) and
 ``plan.execute()`` (a plan value, below the executor). They call :func:`engine`,
-which returns what :mod:`initschema.module` registered with :func:`register` when it
+which returns what :mod:`initschema.modules` registered with :func:`register` when it
 was imported, importing it first if nothing has. Nothing else reaches upward.
 """
 
@@ -13,20 +13,17 @@ import gc
 import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from .initializers import Initializer
+from typing import Any, Protocol
 
 __all__ = ["Engine", "engine", "paused_gc", "register"]
 
-_ENGINE_MODULE = "initschema.module"
+_ENGINE_MODULE = "initschema.modules"
 
 
 class Engine(Protocol):
     """What the upper layers provide to the lower ones."""
 
-    def apply(self, init: Initializer, module: Any) -> None:
+    def apply(self, init: Any, module: Any) -> None:
         """``initialize(module, init)``: compile and run one rule."""
 
     def execute(self, plan: Any, seed: int | None, device: str) -> Any:
@@ -37,7 +34,7 @@ _registered: list[Engine] = []
 
 
 def register(implementation: Engine) -> None:
-    """Called once, by :mod:`initschema.module` when it is imported."""
+    """Called once, by :mod:`initschema.modules` when it is imported."""
     _registered[:] = [implementation]
 
 

@@ -24,11 +24,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import _mmengine_config
-from ._cli_args import parser as cli_parser
-from ._cli_yaml import CommandError, validate_file
+from ._cli import mmengine_config as _mmengine_config
+from ._cli.args import parser as cli_parser
+from ._cli.yaml_files import CommandError, validate_file
+from .cfg.schema import hydra_rule_schema, hydra_strategy_schema, init_cfg_schema
 from .errors import InitCfgError
-from .schema import hydra_rule_schema, hydra_strategy_schema, init_cfg_schema
 
 __all__ = ["main"]
 
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.positional = [*args.positional, *extra]
     try:
         for module in args.modules:
-            from ._cli_build import import_user_module
+            from ._cli.build import import_user_module
 
             import_user_module(module, "--import", engine=args.command != "validate")
         result: int = _COMMANDS[args.command](args)
@@ -73,12 +73,12 @@ def _hydra_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from ._cli_show import print_findings
+    from ._cli.show import print_findings
 
     keys = tuple(args.key_names.split(","))
     if args.config_dir or args.config_name:
         from . import hydra as ins_hydra
-        from ._cli_build import compose
+        from ._cli.build import compose
 
         cfg = compose(args.config_dir, args.config_name, _hydra_overrides(args))
         try:
@@ -120,7 +120,7 @@ def _summary(where: str, counts: dict[str, int], unchecked: int = 0) -> str:
 def _built(args: argparse.Namespace, *, meta: bool, init_cfg_file: str | None = None) -> Any:
     """The model and its plan, from whichever source the arguments name (the one dispatch:
     a new config form adds a branch here)."""
-    from . import _cli_build as build
+    from ._cli import build as build
 
     if args.model:
         if args.positional and args.command != "diff":
@@ -139,7 +139,7 @@ def _built(args: argparse.Namespace, *, meta: bool, init_cfg_file: str | None = 
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from ._cli_show import print_findings, render_lints
+    from ._cli.show import print_findings, render_lints
 
     try:
         built = _built(args, meta=True)
@@ -152,7 +152,7 @@ def _plan(args: argparse.Namespace) -> int:
         data["lints"] = [lint.to_dict() for lint in built.lints]
         print(json.dumps({"ok": True, "problems": [], **data}))
         return 0
-    from .plan import render_plan
+    from .engine.plan import render_plan
 
     text = render_plan(built.plan, lints=())
     print("\n".join(part for part in (text, render_lints(built.lints)) if part))
@@ -160,7 +160,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from ._cli_show import diff_rows, print_findings, render_diff
+    from ._cli.show import diff_rows, print_findings, render_diff
 
     plans = []
     try:
@@ -194,7 +194,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     if args.plot:  # before the model is built and initialized, which may take long
-        from .plot import MissingExtraError, require_matplotlib
+        from .diagnostics.plot import MissingExtraError, require_matplotlib
 
         try:
             require_matplotlib()
@@ -202,8 +202,8 @@ def _report(args: argparse.Namespace) -> int:
             raise CommandError(f"--plot: {error}") from None
     import torch
 
-    from ._cli_show import print_findings, render_lints
-    from .stats import findings, measure, render_stats
+    from ._cli.show import print_findings, render_lints
+    from .diagnostics.stats import findings, measure, render_stats
 
     torch.manual_seed(0 if args.seed is None else args.seed)
     try:
@@ -216,7 +216,7 @@ def _report(args: argparse.Namespace) -> int:
     stats = measure(plan, plan.execute(seed=args.seed))
     found = findings(plan, stats)
     if args.plot:
-        from .plot import plot
+        from .diagnostics.plot import plot
 
         plot(plan, stats, args.plot)
     if args.json:

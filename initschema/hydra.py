@@ -14,8 +14,8 @@ rules, and :func:`main` (``hydra.main`` plus that validation) runs it before the
 task function, so a bad config never reaches model construction; a bad config fails
 its job, not the process. :func:`instantiate_and_plan` builds a model that takes an
 ``init_cfg``; :func:`plan_rules` plans rules kept under a config key for a plain
-``nn.Module``. The generated configs live in :mod:`initschema._hydra_configs`, the
-origins of values in :mod:`initschema._hydra_origins`.
+``nn.Module``. The generated configs live in :mod:`initschema._hydra.configs`, the
+origins of values in :mod:`initschema._hydra.origins`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import initschema
 
-from ._hydra_configs import (
+from ._hydra.configs import (
     ENTRY_POINTS,
     GENERATED,
     GROUP,
@@ -46,10 +46,10 @@ from ._hydra_configs import (
     structured_config,
     target_of,
 )
-from ._hydra_origins import annotate, split_path
-from .cfg import InitCfg, parse_init_cfg
+from ._hydra.origins import annotate, split_path
+from .cfg.init_cfg import InitCfg, parse_init_cfg
+from .cfg.registry import option_name
 from .errors import InitCfgError, Problem, join_path
-from .registry import option_name
 
 __all__ = [
     "ENTRY_POINTS",

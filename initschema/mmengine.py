@@ -41,11 +41,11 @@ except ModuleNotFoundError as error:  # pragma: no cover - exercised in a bare e
 import torch
 from torch import nn
 
-from ._mmengine_init import resolve
-from .compiler import MODEL_WRAPPERS
-from .module import check_init_cfg, plan_own_init_weights, run_init_weights
-from .registry import WEIGHT_INITIALIZERS
-from .report import InitReport, Provenance
+from ._mmengine_registry import resolve
+from .cfg.initializer import WEIGHT_INITIALIZERS
+from .engine.compiler import MODEL_WRAPPERS
+from .engine.report import InitReport, Provenance
+from .modules import check_init_cfg, plan_own_init_weights, run_init_weights
 
 __all__ = ["activate", "active", "deactivate", "deactivated"]
 

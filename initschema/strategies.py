@@ -17,8 +17,8 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ._hydra_configs import register_configs
-from .cfg import InitCfg, parse_init_cfg
+from ._hydra.configs import register_configs
+from .cfg.init_cfg import InitCfg, parse_init_cfg
 from .errors import InitCfgError, Problem, did_you_mean, join_path
 
 __all__ = ["available_strategies", "strategy"]

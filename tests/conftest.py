@@ -40,7 +40,7 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _registry_restored() -> Any:
     """Initializers a test registers are gone after it, so tests stay independent."""
-    from initschema.registry import WEIGHT_INITIALIZERS
+    from initschema.cfg.initializer import WEIGHT_INITIALIZERS
 
     saved = dict(WEIGHT_INITIALIZERS._classes)
     yield

@@ -695,8 +695,8 @@ PRELOAD = [
     "torch.distributed.fsdp",
     "torch.distributed.tensor",
     "torch._dynamo",
-    "initschema.module",
-    "initschema.execute",
+    "initschema.modules",
+    "initschema.engine.execute",
 ]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from initschema import __version__
-from initschema._cli_yaml import CommandError, load_yaml
+from initschema._cli.yaml_files import CommandError, load_yaml
 
 MODELS = """
 import torch

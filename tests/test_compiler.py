@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 import initschema as ins
-import initschema.compiler
-from initschema.walk import Tree
+import initschema.engine.compiler
+from initschema.engine.walk import Tree
 
 Spec = Any
 """A leaf name, or (container kind, [child specs])."""
@@ -185,13 +185,13 @@ class TestEqualConfigs:
     def test_parsed_once(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """An init_cfg shared by every block is parsed once per compile."""
         parsed: list[Any] = []
-        original = initschema.compiler.parse_init_cfg
+        original = initschema.engine.compiler.parse_init_cfg
 
         def counted(init_cfg: Any, *args: Any, **kwargs: Any) -> Any:
             parsed.append(init_cfg)
             return original(init_cfg, *args, **kwargs)
 
-        monkeypatch.setattr(initschema.compiler, "parse_init_cfg", counted)
+        monkeypatch.setattr(initschema.engine.compiler, "parse_init_cfg", counted)
         ins.compile_plan(_blocks(BLOCK_CFG))
         assert parsed.count(BLOCK_CFG) == 1
 

@@ -16,7 +16,7 @@ import torch
 import zoo
 
 import initschema as ins
-from initschema.download import ProgressBar, cache_dir, url_for
+from initschema.checkpoints.download import ProgressBar, cache_dir, url_for
 
 KIT = zoo.kits()["initschema"]
 

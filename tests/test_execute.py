@@ -13,8 +13,8 @@ from conftest import assert_bitwise_equal, state_of
 from torch import nn
 
 import initschema as ins
-import initschema.functional
-import initschema.module
+import initschema.kernels.normals
+import initschema.modules
 
 KIT = zoo.kits()["initschema"]
 CFG = [
@@ -189,7 +189,7 @@ class TestOverwrittenWrites:
     def test_vit_root_rule_under_block_rule(self, mm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         """A root TruncNormal that block rules overwrite gives MMEngine's bits and RNG state,
         and runs trunc_normal_ only where it is final (the head)."""
-        calls = _counting(monkeypatch, initschema.functional, "trunc_normal_")
+        calls = _counting(monkeypatch, initschema.kernels.normals, "trunc_normal_")
         models = _same_as_mmengine(lambda k: zoo.vit(k, VIT_CFG, VIT_BLOCK_CFG))
         assert [id(t) for t in calls] == [id(models["initschema"].head.weight)]
 
@@ -198,7 +198,7 @@ class TestOverwrittenWrites:
     ) -> None:
         """Without block rules every Linear's TruncNormal write is final: trunc_normal_ runs
         for each of them."""
-        calls = _counting(monkeypatch, initschema.functional, "trunc_normal_")
+        calls = _counting(monkeypatch, initschema.kernels.normals, "trunc_normal_")
         models = _same_as_mmengine(lambda k: zoo.vit(k, VIT_CFG))
         model = models["initschema"]
         linears = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
@@ -448,7 +448,7 @@ class TestNestedReuse:
     ) -> None:
         """super().init_weights() of unchanged blocks runs the plan compiled with the model
         (the root's compile is the only one), with MMEngine's bits."""
-        calls = _counting(monkeypatch, initschema.module, "compile_init_weights")
+        calls = _counting(monkeypatch, initschema.modules, "compile_init_weights")
         model = _same_as_mmengine(lambda k: _blocks(k, _unchanged))["initschema"]
         assert calls == [model]
         assert all(torch.all(block.fc.weight == 2) for block in model.blocks)
@@ -459,7 +459,7 @@ class TestNestedReuse:
     ) -> None:
         """An init_cfg that user code replaces, or changes in place, before
         super().init_weights() is compiled again and applied, with MMEngine's bits."""
-        calls = _counting(monkeypatch, initschema.module, "compile_init_weights")
+        calls = _counting(monkeypatch, initschema.modules, "compile_init_weights")
         model = _same_as_mmengine(lambda k: _blocks(k, change))["initschema"]
         assert calls == [model, *model.blocks]
         assert all(torch.all(block.fc.weight == 5) for block in model.blocks)
@@ -494,7 +494,7 @@ class TestProgress:
     def test_big_plans_advance_a_bar_on_a_terminal(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Over the element threshold, on a terminal, every written element advances the bar;
         elsewhere there is none."""
-        import initschema.execute as execute
+        import initschema.engine.execute as execute
 
         seen: list[tuple[str, Any]] = []
 

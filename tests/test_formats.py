@@ -13,7 +13,7 @@ from conftest import state_of
 from safetensors.torch import save_file
 
 import initschema as ins
-from initschema.formats import ShardedReader
+from initschema.checkpoints.formats import ShardedReader
 
 KIT = zoo.kits()["initschema"]
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 import initschema as ins
-from initschema.paths import compile_path_pattern, substitute
+from initschema.cfg.patterns import compile_path_pattern, substitute
 
 SLOW = 5.0
 """Seconds a refusal may take at most: the attacks took minutes; RE2 takes milliseconds."""

@@ -27,8 +27,8 @@ import torch
 import zoo
 
 import initschema as ins
-from initschema import download
-from initschema.download import cache_dir
+from initschema.checkpoints import download
+from initschema.checkpoints.download import cache_dir
 
 KIT = zoo.kits()["initschema"]
 BOUND = 4.0

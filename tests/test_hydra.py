@@ -454,7 +454,7 @@ class TestTargetRules:
         hydra_style = dict(_target_="initschema.NormalInit", std=0.02, layer=["Linear"])
         mmengine_style = dict(type="Normal", std=0.02, layer=["Linear"])
         assert ins.parse_init_cfg(hydra_style) == ins.parse_init_cfg(mmengine_style)
-        by_module = dict(hydra_style, _target_="initschema.builtin_initializers.NormalInit")
+        by_module = dict(hydra_style, _target_="initschema.cfg.builtin.NormalInit")
         assert ins.parse_init_cfg(by_module) == ins.parse_init_cfg(mmengine_style)
 
     def test_unknown_target_names_the_path_and_the_classes(self) -> None:

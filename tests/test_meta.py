@@ -13,8 +13,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 import initschema as ins
-from initschema.placement import canonical_path
-from initschema.streams import STREAM, TILE
+from initschema.sharding.placement import canonical_path
+from initschema.sharding.streams import STREAM, TILE
 
 KIT = zoo.kits()["initschema"]
 

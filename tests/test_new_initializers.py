@@ -14,8 +14,8 @@ import torch
 from torch import Tensor, nn
 
 import initschema as ins
-from initschema.functional import draws_nothing
-from initschema.streams import elementwise, fill_box
+from initschema.kernels.builtin import draws_nothing
+from initschema.sharding.streams import elementwise, fill_box
 
 K = 6.0
 """Standard errors a measured moment may be off (about one chance in 10⁹ per check)."""
@@ -717,7 +717,7 @@ class TestReport:
     def test_measured_as_predicted(self) -> None:
         """Every weight of a mixed model has an expected std, met within the report's
         tolerance (a wrong fan, depth or bound would be flagged)."""
-        from initschema.stats import measure
+        from initschema.diagnostics.stats import measure
 
         model = nn.ModuleDict(
             {

@@ -335,3 +335,55 @@ class TestStrict:
         """Parameters left at their default are not an error under strict."""
         plan = ins.compile_plan(_net(dict(type="Normal", layer="Linear")), strict=True)
         assert [lint.kind for lint in plan.lints] == ["default-init"]
+
+
+class _CountedIndex(tuple[str, ...]):
+    """A tuple that counts the searches made in it."""
+
+    searches = 0
+
+    def index(self, *args: Any) -> int:
+        type(self).searches += 1
+        return super().index(*args)
+
+
+class TestWriters:
+    def test_last_writer_and_place(self) -> None:
+        """Each written tensor maps to the last write naming it, and its place there."""
+        model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+        rules = [dict(type="Normal", layer="Linear"), dict(type="Constant", val=2, layer="Linear")]
+        plan = ins.compile_plan(model, rules, log=False)
+        writers = plan.writers()
+        assert sorted(writers) == ["0.bias", "0.weight", "1.bias", "1.weight"]
+        assert {w.action.init.type_name for w in writers.values()} == {"Constant"}
+        assert [(w.index, w.position) for w in writers.values()] == [(2, 0), (2, 1), (3, 0), (3, 1)]
+        assert writers["1.bias"].brief() == "0 (bias)"
+        assert plan.writers() is writers
+
+    def test_diff_searches_no_action(self, tmp_path: Path) -> None:
+        """diff finds each parameter's writer by table, not by searching every action's
+        parameters per parameter (quadratic for a checkpoint loading the whole model)."""
+        import dataclasses
+
+        from initschema._cli.show import diff_rows
+
+        model = nn.Sequential(*[nn.Linear(2, 2) for _ in range(20)])
+        ckpt = tmp_path / "net.pth"
+        torch.save(model.state_dict(), ckpt)
+        rules = [dict(type="Normal", layer="Linear"), dict(type="Pretrained", checkpoint=str(ckpt))]
+        plans = [ins.compile_plan(model, rule, log=False) for rule in rules]
+        counted = [
+            dataclasses.replace(
+                plan,
+                actions=tuple(
+                    dataclasses.replace(a, params=_CountedIndex(a.params)) for a in plan.actions
+                ),
+            )
+            for plan in plans
+        ]
+        _CountedIndex.searches = 0
+        rows = diff_rows(counted)
+        assert _CountedIndex.searches == 0
+        assert [row["path"] for row in rows] == [path for path, _ in plans[0].parameters]
+        assert rows[3]["b"]["initializer"] == f"load '1.bias' from {ckpt}"
+        assert rows[3]["change"] == f"0 (bias) → load '1.bias' from {ckpt}"

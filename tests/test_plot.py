@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import initschema as ins
-from initschema.plot import LABELS, figure
-from initschema.stats import measure
+from initschema.diagnostics.plot import LABELS, figure
+from initschema.diagnostics.stats import measure
 
 pytest.importorskip("matplotlib")
 

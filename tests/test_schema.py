@@ -28,9 +28,9 @@ from test_hydra import (
 )
 
 import initschema.hydra as ins_hydra
+from initschema.cfg.initializer import WEIGHT_INITIALIZERS
+from initschema.cfg.schema import hydra_rule_schema, hydra_strategy_schema, init_cfg_schema
 from initschema.cli import main as cli
-from initschema.registry import WEIGHT_INITIALIZERS
-from initschema.schema import hydra_rule_schema, hydra_strategy_schema, init_cfg_schema
 
 ROOT = CONF.parent
 CASES = Path(__file__).parent / "schema_cases"

@@ -420,7 +420,7 @@ class TestTruncNormalArtefact:
         """With bounds at ±100σ no value is ±b: inverse-CDF sampling's u = -1 gave
         erfinv(-1) = -inf, clamped to exactly a."""
         # u ~ U[-1, 1) on a 2^-23 grid gives exactly -1 once in 2^24 draws. Measured with
-        # initschema.functional.trunc_normal_ (the faithful kernel), std=0.02, default bounds:
+        # initschema.kernels.normals: trunc_normal_ (the faithful kernel), std=0.02, default bounds:
         # 2^26 elements held 4, 3, 2, 5, 2, 6, 1, 2 values of -2.0 for seeds 0..7 (2^22: 2 of
         # 8 seeds had one), and 1 s per draw. Seeded mode with one generator per tensor and
         # that kernel gave 5, 5, 3, 6 for seeds 0..3 on this layer. With two seeds, a sampler

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 import initschema as ins
-import initschema._moments
-import initschema.stats
-from initschema.plot import MissingExtraError, plot
-from initschema.stats import (
+import initschema.diagnostics._moments
+import initschema.diagnostics.stats
+from initschema.diagnostics.plot import MissingExtraError, plot
+from initschema.diagnostics.stats import (
     Finding,
     TensorStats,
     expected_moments,
@@ -163,7 +163,7 @@ class TestMeasure:
 
     def test_chunked_moments(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Big tensors are measured in chunks; the moments are those of the whole."""
-        monkeypatch.setattr(initschema._moments, "_CHUNK", 1000)
+        monkeypatch.setattr(initschema.diagnostics._moments, "_CHUNK", 1000)
         model = _model()
         rows = _measured(model, _cfg())
         tensor = model["uniform"].weight.detach().double()

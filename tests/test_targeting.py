@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import initschema as ins
-from initschema.paths import compile_path_pattern
+from initschema.cfg.patterns import compile_path_pattern
 
 
 class Block(nn.Module):

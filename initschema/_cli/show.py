@@ -1,0 +1,134 @@
+"""What the ``initschema`` command prints: problems, notes, lints, and the diff of two plans."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+from ..cfg.initializer import _shown
+from ..errors import Problem
+from .yaml_files import Note
+
+__all__ = ["diff_rows", "print_findings", "render_diff", "render_lints"]
+
+_UNWRITTEN = {"initializer": "not written", "rule": ""}
+
+
+def print_findings(
+    problems: Sequence[Problem],
+    as_json: bool,
+    extra: dict[str, Any],
+    *,
+    notes: Sequence[Note] = (),
+    summary: str = "",
+) -> int:
+    """Print problems (or ``summary``, the all-clear) and notes; return the exit status."""
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "ok": not problems,
+                    "problems": [vars(p) for p in problems],
+                    **({"notes": [vars(n) for n in notes]} if notes else {}),
+                    **extra,
+                }
+            )
+        )
+        return 1 if problems else 0
+    for problem in problems:
+        where = f"Error in config {problem.path}: " if problem.path else "Error: "
+        print(f"{where}{problem.message}", file=sys.stderr)
+    for note in notes:
+        print(f"Note: {note}", file=sys.stderr)
+    if summary and not problems:
+        print(summary)
+    return 1 if problems else 0
+
+
+def render_lints(lints: Sequence[Any]) -> str:
+    """The lints section of a plan or a report (empty when there are none), wrapped at the
+    terminal's width without breaking a path."""
+    width = shutil.get_terminal_size((100, 24)).columns
+    wrapped = [
+        textwrap.fill(
+            str(lint),
+            width,
+            initial_indent="  ",
+            subsequent_indent="    ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        for lint in lints
+    ]
+    return "Lints:\n" + "\n".join(wrapped) if lints else ""
+
+
+def _writers(plan: Any) -> dict[str, tuple[Any, int]]:
+    """For each parameter something writes: the action that writes it last and the
+    parameter's place in that action (else the first user code that may write it)."""
+    found: dict[str, tuple[Any, int]] = {
+        path: (writer.action, writer.position) for path, writer in plan.writers().items()
+    }
+    for action in plan.actions:
+        if action.kind in ("call", "method"):
+            for position, path in enumerate(action.params):
+                found.setdefault(path, (action, position))
+    return found
+
+
+def _side(writer: tuple[Any, int] | None) -> dict[str, str]:
+    if writer is None:
+        return dict(_UNWRITTEN)
+    action, position = writer
+    return {"initializer": action.describe_at(position), "rule": action.source}
+
+
+def _change(a: tuple[Any, int] | None, b: tuple[Any, int] | None) -> str:
+    """What changes for one parameter: the arguments that differ when the initializer type
+    and role stay, else the two initializers."""
+    if a is not None and b is not None and a[0].kind == b[0].kind == "write":
+        (action_a, position_a), (action_b, position_b) = a, b
+        role_a = action_a.role(action_a.tensors[position_a])
+        role_b = action_b.role(action_b.tensors[position_b])
+        if type(action_a.init) is type(action_b.init) and role_a == role_b == "weight":
+            old, new = action_a.init.arguments(), action_b.init.arguments()
+            changed = [f"{k}={_shown(old[k])} → {_shown(new[k])}" for k in old if old[k] != new[k]]
+            if changed:
+                return f"{action_a.init.type_name}({', '.join(changed)})"
+    before = "not written" if a is None else a[0].brief_at(a[1])
+    after = "not written" if b is None else b[0].brief_at(b[1])
+    return f"{before} → {after}"
+
+
+def diff_rows(plans: Sequence[Any]) -> list[dict[str, Any]]:
+    """The parameters whose initialization differs (what is written, not which rule
+    writes it): path, each side's initializer and rule, and the change in brief; one pass
+    over each plan and over the parameters."""
+    sides = [_writers(plan) for plan in plans]
+    rows = []
+    for path, _ in plans[0].parameters:
+        a, b = sides[0].get(path), sides[1].get(path)
+        first, second = _side(a), _side(b)
+        if first["initializer"] != second["initializer"]:
+            rows.append({"path": path, "a": first, "b": second, "change": _change(a, b)})
+    return rows
+
+
+def render_diff(rows: Sequence[dict[str, Any]], total: int, names: Sequence[str]) -> str:
+    from rich.markup import escape
+
+    from ..engine.report import new_table, render
+
+    text = f"{len(rows)} of {total} parameters change ({names[0]} → {names[1]})"
+    if not rows:
+        return text
+    table = new_table("parameter", "change", "rule")
+    for row in rows:
+        rules = [row["a"]["rule"], row["b"]["rule"]]
+        rule = rules[1] if rules[0] in ("", rules[1]) else " → ".join(r or "-" for r in rules)
+        table.add_row(row["path"], escape(row["change"]), escape(rule))
+    return f"{text}\n{render(table)}"

@@ -1,0 +1,1 @@
+"""The Hydra integration's parts: the generated ``init`` group and value origins."""

@@ -1,0 +1,2 @@
+"""From a model and its rules to written weights: walk → emit → compile → plan →
+execute → report."""

@@ -1,0 +1,448 @@
+"""Lints: what a plan does that is legal but probably not what its author meant.
+
+MMEngine keeps these behaviours silent (a ``layer`` that matches nothing, a
+BaseModule inside a plain ``nn.Sequential`` whose ``init_cfg`` never runs);
+initschema keeps the behaviour and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor
+
+from ..cfg.initializer import OpaqueInit, WeightInit
+from ..errors import Problem, did_you_mean, join_path, redact
+from ..kernels.builtin import runs_user_code
+from ..sharding.placement import is_sharded
+from ..sharding.streams import elementwise
+from .plan import InitPlan, Lint, last_writers
+from .report import possibly_uninitialized
+
+if TYPE_CHECKING:
+    from ..checkpoints.pretrained import KeyMatch
+
+__all__ = ["Lint", "deferred_lints", "find_lints", "unwritten_meta"]
+
+logger = logging.getLogger("initschema")
+
+_SHOWN = 5
+
+
+def load_lints(source: str, checkpoint: str, path: str, match: KeyMatch) -> list[Lint]:
+    """The lints of one checkpoint load: load code, mismatched, missing, converted and
+    unexpected entries."""
+    where = f"module '{path}'" if path else "the model"
+    found = []
+    if match.unchecked:
+        found.append(
+            Lint(
+                "load-hooks-unchecked",
+                source,
+                f"the load code of {_names(match.hooks)} failed on a dry run over meta "
+                f"tensors ({match.unchecked}), so the keys and shapes of {checkpoint!r} are "
+                f"checked only as it loads, and the plan assumes it may write every tensor "
+                f"of {where}.",
+            )
+        )
+    elif match.hooks:
+        changes = [f"{key} from {old!r}" for key, old in match.renamed]
+        changes += [f"{key} {how}" for key, how in match.adapted]
+        found.append(
+            Lint(
+                "load-hooks",
+                source,
+                f"{checkpoint!r} loads through the load code of {_names(match.hooks)}, as "
+                f"in MMEngine; "
+                + (
+                    f"it renamed or reshaped {len(changes)} entries: {_names(changes)}."
+                    if changes
+                    else "it changed no key or shape."
+                ),
+                level="info",
+            )
+        )
+    if match.mismatched:
+        detail = "; ".join(f"{k}: {why}" for k, why in match.mismatched[:_SHOWN])
+        found.append(
+            Lint(
+                "checkpoint-mismatch",
+                source,
+                f"{len(match.mismatched)} entries of {checkpoint!r} do not fit "
+                f"{where} and are skipped ({detail}{_more(match.mismatched)}).",
+            )
+        )
+    if match.missing:
+        found.append(
+            Lint(
+                "checkpoint-missing",
+                source,
+                f"{len(match.missing)} keys of {where} are not in {checkpoint!r} "
+                f"and keep their values: {_names(match.missing)}.",
+            )
+        )
+    if match.converted:
+        found.append(
+            Lint(
+                "checkpoint-dtype",
+                source,
+                f"{len(match.converted)} entries of {checkpoint!r} are converted to the "
+                f"model's dtype: "
+                f"{_names([f'{k} ({how})' for k, how in match.converted])}.",
+                level="info",
+            )
+        )
+    if match.unexpected:
+        found.append(
+            Lint(
+                "checkpoint-unexpected",
+                source,
+                f"{len(match.unexpected)} keys of {checkpoint!r} match nothing in "
+                f"{where}: {_names(match.unexpected)}.",
+            )
+        )
+    return found
+
+
+def deferred_lints(owner: str, problems: Sequence[Problem]) -> list[Lint]:
+    """Problems of an ``init_cfg`` that only a user ``init_weights`` may use, as lints."""
+    return [
+        Lint(
+            "deferred-init-cfg",
+            problem.path,
+            f"{problem.message} {owner} overrides init_weights, so this is an error only if "
+            f"its code calls super().init_weights() with this init_cfg.",
+            level="info",
+        )
+        for problem in problems
+    ]
+
+
+def _more(items: tuple[Any, ...] | list[Any]) -> str:
+    return f", and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
+
+
+def _names(items: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(items[:_SHOWN]) + _more(items)
+
+
+def find_lints(
+    plan: InitPlan,
+    *,
+    init_weights_mode: bool,
+    already_initialized: bool = False,
+    deferred: Sequence[Lint] = (),
+    log: bool = True,
+) -> list[Lint]:
+    """All lints of a plan, from its public data (plus what only the compiler knew: that the
+    root was already initialized, and the problems it deferred), logged on the
+    ``initschema`` logger unless ``log`` is False."""
+    lints: list[Lint] = []
+    if already_initialized:
+        lints.append(
+            Lint(
+                "already-initialized",
+                "",
+                f"{type(plan.module).__name__} is already initialized (is_init is True); "
+                f"init_weights() does nothing.",
+            )
+        )
+    lints += deferred
+    lints += _layer_lints(plan)
+    if init_weights_mode:
+        lints += _unreachable_lints(plan)
+    for action in plan.actions:
+        if action.kind == "load" and action.match is not None and action.init is not None:
+            checkpoint = redact(getattr(action.init, "checkpoint", ""))
+            lints += load_lints(action.source, checkpoint, action.module, action.match)
+    lints += _shadowed_lints(plan)
+    lints += _hidden_builtin_lints(plan)
+    lints += _sharded_lints(plan)
+    lints += _default_lints(plan)
+    lints += _meta_lints(plan)
+    for lint in lints if log else ():
+        logger.log(logging.WARNING if lint.level == "warning" else logging.INFO, "%s", lint)
+    return lints
+
+
+def _layer_lints(plan: InitPlan) -> list[Lint]:
+    lints: list[Lint] = []
+    seen: set[tuple[str, str]] = set()
+    for rule in plan.rules:
+        layer, path = rule.layer, rule.module
+        where = f"module '{path}'" if path else "the model"
+        for source, pattern in rule.unmatched:
+            lints.append(
+                Lint(
+                    "unmatched-pattern",
+                    source,
+                    f"{pattern!r} matches nothing under {where}, so it selects nothing "
+                    f"(patterns are relative to the module the rule is attached to).",
+                )
+            )
+        if not layer:
+            if not (rule.has_override or rule.has_params) and (rule.source, "") not in seen:
+                seen.add((rule.source, ""))
+                lints.append(
+                    Lint(
+                        "no-layer",
+                        rule.source,
+                        "the rule has no `layer`, `params` or `override`, so it writes "
+                        "nothing; add layer=[...] naming the classes to initialize.",
+                    )
+                )
+            continue
+        classes = rule.classes
+        unmatched = [name for name in layer if name not in classes]
+        if not unmatched or (rule.source, "") in seen:
+            continue
+        seen.add((rule.source, ""))
+        shown = sorted(c for c in classes if c not in ("Module", "object"))
+        names = ", ".join(map(repr, unmatched))
+        if len(unmatched) == len(layer):
+            lints.append(
+                Lint(
+                    "unmatched-layer",
+                    join_path(rule.source, "layer"),
+                    f"{names} {'matches' if len(layer) == 1 else 'match'} no module under "
+                    f"{where}, so the rule writes nothing"
+                    f"{did_you_mean(unmatched[0], shown) or ';'} classes there: "
+                    f"{', '.join(shown)}.",
+                )
+            )
+        else:
+            lints.append(
+                Lint(
+                    "unmatched-layer-name",
+                    join_path(rule.source, "layer"),
+                    f"{names} of layer match no module under {where} (the others do)"
+                    f"{did_you_mean(unmatched[0], shown) or '.'}",
+                    level="info",
+                )
+            )
+    return lints
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(root == "" or path == root or path.startswith(root + ".") for root in roots)
+
+
+def _unreachable_lints(plan: InitPlan) -> list[Lint]:
+    reached = {a.module for a in plan.actions if a.kind in ("mark", "call")}
+    opaque = [a.module for a in plan.actions if a.kind == "call"]
+    lints = []
+    modules = plan.modules
+    for path, module in modules.items():
+        base = getattr(type(module), "_initschema_base_module", False)
+        if not base or not getattr(module, "init_cfg", None):
+            continue
+        if path in reached or getattr(module, "is_init", False) or _under(path, opaque):
+            continue
+        parent_path = path
+        while "." in parent_path:
+            parent_path = parent_path.rsplit(".", 1)[0]
+            if not hasattr(modules[parent_path], "init_weights"):
+                break
+        else:
+            parent_path = ""
+        parent = modules[parent_path]
+        lints.append(
+            Lint(
+                "unreachable-init-cfg",
+                join_path(path, "init_cfg"),
+                f"the init_cfg of '{path}' ({type(module).__name__}) never runs: "
+                f"'{parent_path or '(root)'}' is a plain {type(parent).__name__} without "
+                f"init_weights, so init_weights() stops there; use initschema.Sequential / "
+                f"ModuleList / ModuleDict (or a BaseModule) for that container.",
+            )
+        )
+    return lints
+
+
+def _shadowed_lints(plan: InitPlan) -> list[Lint]:
+    last = last_writers(plan.actions)
+    by_source: dict[str, list[int]] = {}
+    for index, action in enumerate(plan.actions):
+        if action.kind in ("write", "load"):
+            by_source.setdefault(action.source, []).append(index)
+    lints = []
+    for source, indices in by_source.items():
+        params = [p for i in indices for p in plan.actions[i].params]
+        winners = {plan.actions[last[p]].source for p in params}
+        # A user initializer's init_weight may read what it overwrites (weight *= 2).
+        readers = any(
+            isinstance(init := plan.actions[last[p]].init, WeightInit) and runs_user_code(init)
+            for p in params
+        )
+        if params and source not in winners and not readers:
+            lints.append(
+                Lint(
+                    "shadowed-rule",
+                    source,
+                    f"every tensor it writes ({len(params)}) is written again later, "
+                    f"by {', '.join(sorted(winners))}; its writes still happen (and use the RNG) "
+                    f"but none survives.",
+                    level="info",
+                )
+            )
+    return lints
+
+
+def _hidden_builtin_lints(plan: InitPlan) -> list[Lint]:
+    """A rule whose type names a project's own initializer (in MMEngine's registry) that
+    hides initschema's built-in of the same name: the project's meaning, as in MMEngine."""
+    lints: dict[str, Lint] = {}
+    for action in plan.actions:
+        init = action.init
+        if isinstance(init, OpaqueInit) and init.shadows and action.source not in lints:
+            lints[action.source] = Lint(
+                "shadowed-builtin",
+                action.source,
+                f"type {init.type_name!r} is {init.origin}, registered in MMEngine's "
+                f"registry, which hides initschema's built-in {init.shadows}: the project's "
+                f"class runs, as in MMEngine (rename it to use the built-in).",
+                level="info",
+            )
+    return list(lints.values())
+
+
+def _default_lints(plan: InitPlan) -> list[Lint]:
+    written = {p for a in plan.actions for p in a.params}
+    canonical = {id(t): p for p, t in plan.tensors.items()}
+    default: list[str] = []
+    unknown: list[str] = []
+    for owner_path, owner in plan.modules.items():
+        for name, tensor in owner._parameters.items():
+            if tensor is None:
+                continue
+            path = canonical.get(id(tensor), join_path(owner_path, name))
+            if path in written or path != join_path(owner_path, name):
+                continue
+            (unknown if possibly_uninitialized(owner) else default).append(path)
+    lints = []
+    if unknown:
+        lints.append(
+            Lint(
+                "possibly-uninitialized",
+                "",
+                f"{len(unknown)} parameters are written by nothing in the plan, and their "
+                f"modules are not torch built-ins and have no reset_parameters, so they may "
+                f"hold uninitialized memory (torch.empty, torch.Tensor(n)): {_names(unknown)}; "
+                f"add a rule for them, or check that their constructor fills them.",
+            )
+        )
+    if default:
+        lints.append(
+            Lint(
+                "default-init",
+                "",
+                f"{len(default)} parameters keep PyTorch's default initialization: "
+                f"{_names(default)}.",
+                level="info",
+            )
+        )
+    return lints
+
+
+def unwritten_meta(
+    plan: InitPlan,
+    tensors: Mapping[str, Tensor],
+    *,
+    reset_norms: bool = True,
+    user_code: bool = False,
+) -> list[str]:
+    """The paths of the tensors in ``tensors`` (path -> tensor, the model's now) that are on
+    the meta device and that nothing sets: no rule, checkpoint or Call rule of the plan
+    (with ``user_code``, no user ``init_weights`` that may write them either), and (with
+    ``reset_norms``) not a norm layer's running statistics, which
+    :func:`initschema.materialize` resets. Empty tensors need no values."""
+    kinds = ("write", "load", "method", "call") if user_code else ("write", "load", "method")
+    covered = {p for a in plan.actions if a.kind in kinds for p in a.params}
+    reset = {
+        join_path(path, name)
+        for path, module in plan.modules.items()
+        if reset_norms and callable(getattr(module, "reset_running_stats", None))
+        for name in module._buffers
+    }
+    return [
+        path
+        for path, tensor in tensors.items()
+        if tensor.is_meta and tensor.numel() and path not in covered and path not in reset
+    ]
+
+
+def _meta_lints(plan: InitPlan) -> list[Lint]:
+    left = unwritten_meta(plan, plan.tensors, reset_norms=False)
+    if not left:
+        return []
+    refused = unwritten_meta(plan, plan.tensors)
+    if not refused:
+        return [
+            Lint(
+                "stays-on-meta",
+                "",
+                f"{len(left)} norm running statistics are on the meta device and no rule sets "
+                f"them: {_names(left)}. ins.materialize() resets them; plan.execute() leaves "
+                f"them there.",
+                level="info",
+            )
+        ]
+    reset = len(left) - len(refused)
+    return [
+        Lint(
+            "stays-on-meta",
+            "",
+            f"{len(left)} tensors are on the meta device and nothing in the plan sets them: "
+            f"{_names(left)}. plan.execute() leaves them there; ins.materialize() "
+            + (f"resets the {reset} norm running statistics among them and " if reset else "")
+            + f"refuses {'the rest' if reset else 'them'} (allow_unwritten=True leaves their "
+            f"memory uninitialized). Add rules, a Pretrained entry, or a Call rule running "
+            f"their module's reset method ({{type: Call, method: reset_parameters, layer: "
+            f"...}}).",
+        )
+    ]
+
+
+def _sharded_lints(plan: InitPlan) -> list[Lint]:
+    """What seeded execution costs on the tensors that are sharded (DTensor) now: a tensor
+    whose initializer is not elementwise is computed whole on every rank; a shard that is
+    not one run of the flattened tensor (``Shard(d>0)``) draws every tile its rows cross."""
+    whole, strided = [], []
+    final = last_writers(plan.actions)
+    for path, index in final.items():
+        action = plan.actions[index]
+        tensor = plan.tensors.get(path)
+        if action.kind != "write" or tensor is None or not is_sharded(tensor):
+            continue
+        assert isinstance(action.init, WeightInit)
+        if not elementwise(action.init):
+            whole.append(path)
+        elif any(p.is_shard() and p.dim % tensor.ndim for p in getattr(tensor, "placements", ())):
+            strided.append(path)
+    lints = []
+    if whole:
+        lints.append(
+            Lint(
+                "seeded-whole-tensor",
+                "",
+                f"seeded mode computes {len(whole)} sharded tensors whole on every rank and "
+                f"keeps each rank's slice, as their initializer is not elementwise (Orthogonal, "
+                f"Dirac, Eye, `splits`, a user initializer without init_values): "
+                f"{_names(whole)}.",
+                level="info",
+            )
+        )
+    if strided:
+        lints.append(
+            Lint(
+                "seeded-shard-cost",
+                "",
+                f"{len(strided)} tensors are sharded along a dimension other than 0, so each "
+                f"rank draws every tile its rows cross (up to the whole tensor) and keeps its "
+                f"elements: {_names(strided)}. Shard(0) (FSDP2's) draws only the shard.",
+                level="info",
+            )
+        )
+    return lints
