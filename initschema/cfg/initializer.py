@@ -443,9 +443,9 @@ def parse_rule(
             problems.append(
                 Problem(
                     join_path(path, "_target_"),
-                    f"{shown(target)} is not a registered initializer class{hint}; a _target_ "
-                    f"names one by its import path ({target_names(classes[0])[0]} for a "
-                    f"built-in); registered: {', '.join(cls.__name__ for cls in classes)}.",
+                    f"{shown(target)} is not a registered initializer class; a _target_ names "
+                    f"one by its import path ({target_names(classes[0])[0]} for a built-in); "
+                    f"registered: {', '.join(cls.__name__ for cls in classes)}{hint or '.'}",
                 )
             )
             return None

@@ -298,7 +298,7 @@ def brief(init: Initializer) -> str:
     shown = []
     for name, value in init.arguments().items():
         if name == "std" and scaled is not None:
-            shown.append(f"std={scaled[0]}={value:.6g}")
+            shown.append(f"std={scaled[0]} = {value:.6g}")  # wraps in a narrow table
         elif name in changed and name not in ("bias", "bias_prob"):
             shown.append(f"{name}={_shown(value)}")
     return f"{init.type_name}({', '.join(shown)})"
