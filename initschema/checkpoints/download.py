@@ -26,14 +26,13 @@ import posixpath
 import re
 import secrets
 import shutil
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from functools import cache
 from pathlib import Path
-from typing import Any
 
+from .._progress import ProgressBar
 from ..errors import InitCfgError, did_you_mean, redact
 from ._http import Redirects, Refused, Watchdog, WatchedHTTP, WatchedHTTPS
 
@@ -297,30 +296,3 @@ def _sha256(path: Path) -> str:
         while chunk := file.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-class ProgressBar:
-    """A rich progress bar on a terminal when ``total`` bytes exceed ``threshold``; else
-    nothing. Used as ``with ProgressBar(label, total) as advance: advance(n)``."""
-
-    def __init__(self, label: str, total: int | None, threshold: int = 256 * 2**20) -> None:
-        self.bar: Any = None
-        if total and total > threshold and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self.bar = Progress(console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task(label, total=total)
-
-    def __enter__(self) -> ProgressBar:
-        if self.bar is not None:
-            self.bar.start()
-        return self
-
-    def __call__(self, amount: int) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task, amount)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -16,11 +16,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._progress import ProgressBar
 from ..cfg.builtin import PretrainedInit
 from ..cfg.patterns import substitute
 from ..errors import InitCfgError, Problem, join_path, redact
 from ..sharding.placement import is_sharded, local_box
-from .download import ProgressBar, resolve_checkpoint
+from .download import resolve_checkpoint
 from .formats import Reader, open_reader
 from .load_hooks import checkpoint_state, dry_run, hooked_modules
 

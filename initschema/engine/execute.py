@@ -24,10 +24,10 @@ from contextvars import ContextVar
 import torch
 from torch import Tensor, nn
 
+from .._progress import ProgressBar
 from .._runtime import paused_gc
 from ..cfg.builtin import CallInit
 from ..cfg.initializer import OpaqueInit, WeightInit
-from ..checkpoints.download import ProgressBar
 from ..checkpoints.load_hooks import load_through_hooks
 from ..checkpoints.pretrained import load_into, read_state
 from ..errors import join_path
