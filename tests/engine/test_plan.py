@@ -169,6 +169,18 @@ class TestChecks:
         )
         assert "layers.0.0.init_cfg.override.name" in str(info.value)
 
+    def test_splits_checked_against_every_weight_shape(self) -> None:
+        """`splits` that fit the first Linear's weight but not a second one's, of the same
+        dimension: refused when compiled, before anything is written (found by Hypothesis)."""
+        model = nn.Sequential(nn.Linear(4, 6), nn.Linear(6, 2))
+        before = state_of(model)
+        with pytest.raises(ins.InitCfgError) as info:
+            ins.compile_plan(model, dict(type="Normal", layer="Linear", splits=[1, 1, 4]))
+        assert "at module '1': splits [1, 1, 4] sum to 6, but dimension 0 of shape (2, 6)" in str(
+            info.value
+        )
+        assert all(torch.equal(before[k], v) for k, v in state_of(model).items())
+
     def test_constructor_validates(self) -> None:
         """A BaseModule rejects a bad init_cfg when it is built."""
         with pytest.raises(ins.InitCfgError, match=r"ToyNet\.init_cfg\.mode: 'x' is not"):
