@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+# The shared helpers' asserts explain a failure as the tests' own do.
+pytest.register_assert_rewrite("initschema_testing")
 
 
 @pytest.fixture(autouse=True)
@@ -56,14 +54,3 @@ def mm() -> Any:
 
     MMLogger.get_current_instance().setLevel(logging.ERROR)
     return model
-
-
-def state_of(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A detached copy of every parameter and buffer."""
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
-    assert list(a) == list(b)
-    different = [k for k in a if not torch.equal(a[k], b[k])]
-    assert not different, f"tensors differ: {different}"

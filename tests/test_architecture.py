@@ -8,9 +8,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+
+from initschema_testing.paths import ROOT
 
 
 def _run(code: str) -> str:
@@ -83,7 +84,7 @@ class TestConfigLanguageWithoutTorch:
 @pytest.mark.skipif(shutil.which("lint-imports") is None, reason="import-linter not installed")
 def test_import_contracts() -> None:
     """Every layer imports only the layers below it (import-linter, pyproject.toml)."""
-    root = Path(__file__).parents[1]
+    root = ROOT
     result = subprocess.run(["lint-imports"], capture_output=True, text=True, timeout=300, cwd=root)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "9 kept, 0 broken" in result.stdout

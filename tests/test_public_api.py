@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from test_functional import NAMES as FUNCTIONS
-
 import initschema as ins
+from initschema_testing.functions import NAMES as FUNCTIONS
 
 
 def test_all_lists_each_name_once() -> None:

@@ -143,9 +143,10 @@ def children(module: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def signature(value: object) -> tuple[Any, ...]:
-    """What decides whether a write to ``value`` can fail: its type, dtype and dimension."""
+    """What decides whether a write to ``value`` can fail: its type, dtype and shape (the
+    pieces of ``splits`` fit one size of a dimension and not another)."""
     if isinstance(value, Tensor):
-        return (Tensor, value.dtype, value.dim())
+        return (Tensor, value.dtype, tuple(value.shape))
     return (type(value), None, None)
 
 
