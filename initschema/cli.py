@@ -73,7 +73,7 @@ def _hydra_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from ._cli.show import print_findings
+    from ._cli.show import print_findings, summary
 
     keys = tuple(args.key_names.split(","))
     if args.config_dir or args.config_name:
@@ -92,7 +92,7 @@ def _validate(args: argparse.Namespace) -> int:
                 f"{where} has no node under {' or '.join(keys)}, so nothing was checked; "
                 f"name the keys that hold your rules with --keys (e.g. --keys init_cfg,my_rules)."
             )
-        return print_findings([], args.json, {"init_cfgs": counts}, summary=_summary(where, counts))
+        return print_findings([], args.json, {"init_cfgs": counts}, summary=summary(where, counts))
     if not args.positional:
         raise CommandError("give a FILE, or --config-dir and --config-name.")
     if args.overrides:
@@ -104,17 +104,8 @@ def _validate(args: argparse.Namespace) -> int:
         args.json,
         {"init_cfgs": counts},
         notes=notes,
-        summary=_summary(path, counts, sum(1 for note in notes if note.path != "defaults")),
+        summary=summary(path, counts, sum(1 for note in notes if note.path != "defaults")),
     )
-
-
-def _summary(where: str, counts: dict[str, int], unchecked: int = 0) -> str:
-    rules = sum(counts.values())
-    text = (
-        f"{where}: valid, {len(counts)} init_cfg{'s' * (len(counts) != 1)} "
-        f"with {rules} rule{'s' * (rules != 1)}"
-    )
-    return text + (f"; {unchecked} value{'s' * (unchecked != 1)} not checked" if unchecked else "")
 
 
 def _built(args: argparse.Namespace, *, meta: bool, init_cfg_file: str | None = None) -> Any:
@@ -139,7 +130,7 @@ def _built(args: argparse.Namespace, *, meta: bool, init_cfg_file: str | None = 
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from ._cli.show import print_findings, render_lints
+    from ._cli.show import print_findings, print_plan
 
     try:
         built = _built(args, meta=True)
@@ -147,16 +138,7 @@ def _plan(args: argparse.Namespace) -> int:
         return print_findings(error.problems, args.json, {})
     if args.strict and (problems := built.strict_problems()):
         return print_findings(problems, args.json, {})
-    if args.json:
-        data = built.plan.to_dict()
-        data["lints"] = [lint.to_dict() for lint in built.lints]
-        print(json.dumps({"ok": True, "problems": [], **data}))
-        return 0
-    from .engine.plan import render_plan
-
-    text = render_plan(built.plan, lints=())
-    print("\n".join(part for part in (text, render_lints(built.lints)) if part))
-    return 0
+    return print_plan(built.plan, built.lints, args.json)
 
 
 def _diff(args: argparse.Namespace) -> int:

@@ -103,7 +103,9 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _lints(plan: Any, meta: bool) -> tuple[Any, ...]:
+def user_lints(plan: Any, meta: bool) -> tuple[Any, ...]:
+    """``plan.lints`` less those about the meta device when the command chose to build
+    there (``meta``)."""
     return tuple(lint for lint in plan.lints if not (meta and lint.kind in _META_LINTS))
 
 
@@ -135,7 +137,7 @@ def from_factory(spec: str | None, init_cfg: Any, *, meta: bool, has_config: boo
             f"initschema BaseModule and has no init_cfg of its own: pass --config FILE.yaml, "
             f"the init_cfg to apply to it."
         ) from None
-    return Built(plan, _lints(plan, meta))
+    return Built(plan, user_lints(plan, meta))
 
 
 def init_cfg_of(path: str, key: str | None) -> Any:
@@ -209,7 +211,7 @@ def from_hydra(
         ) from None
     except Exception as error:
         raise CommandError(f"building {node_key} failed: {_one_line(error)}") from None
-    return Built(plan, _lints(plan, meta), cfg)
+    return Built(plan, user_lints(plan, meta), cfg)
 
 
 def _instantiation_reason(error: BaseException) -> str:

@@ -19,6 +19,8 @@ from typing import Any
 
 from ..cfg.init_cfg import parse_init_cfg
 from ..errors import InitCfgError, Problem, join_path
+from .build import Built, user_lints
+from .show import print_plan, summary
 
 __all__ = ["is_mmengine_form", "main"]
 
@@ -184,11 +186,7 @@ def _validate(args: argparse.Namespace, cfg: Any, config: Any, options: dict[str
             where = f" (set in {origins[problem.path]})" if origins[problem.path] else ""
             print(f"Error in config {problem}{where}", file=sys.stderr)
         if not problems:
-            rules = sum(counts.values())
-            print(
-                f"{args.config}: valid, {len(counts)} init_cfg{'s' * (len(counts) != 1)} "
-                f"with {rules} rule{'s' * (rules != 1)}"
-            )
+            print(summary(args.config, counts))
     return 1 if problems else 0
 
 
@@ -282,22 +280,11 @@ def _plan_or_report(args: argparse.Namespace, cfg: Any) -> int:
         raise _Usage(f"building the model failed: {type(error).__name__}: {error}") from None
     # Lints about the meta device describe the command's choice to build there, not the
     # project's model; --strict applies to the rest, as in the other forms.
-    lints = [lint for lint in plan.lints if not (on_meta and lint.kind == "stays-on-meta")]
-    if args.strict and (warned := [lint for lint in lints if lint.level == "warning"]):
-        strict = [Problem(lint.path, f"{lint.message} (strict: {lint.kind})") for lint in warned]
+    built = Built(plan, user_lints(plan, on_meta))
+    if args.strict and (strict := built.strict_problems()):
         return _problems(strict, args.json)
     if args.command == "plan":
-        if args.json:
-            data = plan.to_dict()
-            data["lints"] = [lint.to_dict() for lint in lints]
-            print(json.dumps({"ok": True, "problems": [], **data}))
-        else:
-            from ..engine.plan import render_plan
-            from .show import render_lints
-
-            text = render_plan(plan, lints=())
-            print("\n".join(part for part in (text, render_lints(lints)) if part))
-        return 0
+        return print_plan(plan, built.lints, args.json)
     from ..diagnostics.stats import findings, measure, render_stats
 
     stats = measure(plan, plan.execute(seed=args.seed))

@@ -13,7 +13,14 @@ from ..cfg.initializer import _shown
 from ..errors import Problem
 from .yaml_files import Note
 
-__all__ = ["diff_rows", "print_findings", "render_diff", "render_lints"]
+__all__ = [
+    "diff_rows",
+    "print_findings",
+    "print_plan",
+    "render_diff",
+    "render_lints",
+    "summary",
+]
 
 _UNWRITTEN = {"initializer": "not written", "rule": ""}
 
@@ -47,6 +54,31 @@ def print_findings(
     if summary and not problems:
         print(summary)
     return 1 if problems else 0
+
+
+def summary(where: str, counts: dict[str, int], unchecked: int = 0) -> str:
+    """``init.yaml: valid, 1 init_cfg with 3 rules``: a successful validate, in one line."""
+    rules = sum(counts.values())
+    text = (
+        f"{where}: valid, {len(counts)} init_cfg{'s' * (len(counts) != 1)} "
+        f"with {rules} rule{'s' * (rules != 1)}"
+    )
+    return text + (f"; {unchecked} value{'s' * (unchecked != 1)} not checked" if unchecked else "")
+
+
+def print_plan(plan: Any, lints: Sequence[Any], as_json: bool) -> int:
+    """``initschema plan``'s output: the plan table and ``lints`` (the user's, not the
+    plan's own list), or both as JSON."""
+    if as_json:
+        data = plan.to_dict()
+        data["lints"] = [lint.to_dict() for lint in lints]
+        print(json.dumps({"ok": True, "problems": [], **data}))
+        return 0
+    from ..engine.plan import render_plan
+
+    text = render_plan(plan, lints=())
+    print("\n".join(part for part in (text, render_lints(lints)) if part))
+    return 0
 
 
 def render_lints(lints: Sequence[Any]) -> str:
