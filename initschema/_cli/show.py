@@ -153,7 +153,7 @@ def diff_rows(plans: Sequence[Any]) -> list[dict[str, Any]]:
 def render_diff(rows: Sequence[dict[str, Any]], total: int, names: Sequence[str]) -> str:
     from rich.markup import escape
 
-    from ..engine.report import new_table, render
+    from ..engine.tables import new_table, render
 
     text = f"{len(rows)} of {total} parameters change ({names[0]} → {names[1]})"
     if not rows:

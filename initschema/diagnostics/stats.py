@@ -30,14 +30,9 @@ from torch import Tensor, nn
 from ..cfg.initializer import WeightInit
 from ..engine.execute import init_cfg_ignored
 from ..engine.plan import Action, InitPlan, brief
-from ..engine.report import (
-    InitReport,
-    Provenance,
-    new_table,
-    possibly_uninitialized,
-    render,
-    shape_text,
-)
+from ..engine.report import InitReport, Provenance
+from ..engine.tables import new_table, render, shape_text
+from ..engine.walk import possibly_uninitialized
 from ..kernels.builtin import moments_of, runs_user_code
 from ._moments import (
     HUGE,

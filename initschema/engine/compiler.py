@@ -24,11 +24,8 @@ from ..cfg.initializer import Initializer
 from ..errors import InitCfgError, InitUsageError, Problem, join_path
 from .emit import Emitter
 from .lints import Lint, deferred_lints, find_lints
-from .plan import Action, InitPlan, RuleUse, SubPlan
-from .walk import (
-    Tree,
-    children,
-)
+from .plan import Action, InitPlan, SubPlan
+from .walk import Tree, children
 
 __all__ = [
     "MODEL_WRAPPERS",
@@ -115,10 +112,10 @@ def _compile_plan(
     compiler = _Compiler(module)
     if init_cfg is not None:
         for rule in compiler.parse(init_cfg, path):
-            compiler.emit_rule(module, "", rule)
+            compiler.emitter.emit_rule(module, "", rule)
     elif is_base_module(module):
         if has_own_init_weights(module):
-            compiler.emit_call(module, "")  # user code runs whatever is_init says
+            compiler.user_init_weights(module, "")  # user code runs whatever is_init says
         elif module.is_init:
             compiler.already_initialized = True
         else:
@@ -151,31 +148,20 @@ def compile_init_weights(
         return compiler.finish(init_weights_mode=True, log=log, lint=lint, strict=strict)
 
 
-class _Compiler(Emitter):
+class _Compiler:
+    """MMEngine's order over one model: a module's own rules, then each child's
+    ``init_weights`` (a user one opaque, its ``super()`` part compiled speculatively), then
+    its Pretrained rules. The :class:`Emitter` turns each rule into actions."""
+
     def __init__(self, root: nn.Module, where: str = "") -> None:
         self.root = root
-        self.where = where
-        """The root's own path in the model, when it is a nested part (messages only)."""
-        self.actions: list[Action] = []
-        self.problems: list[Problem] = []
+        self.tree = Tree(root)
+        self.emitter = Emitter(self.tree, where)
         self.initialized: set[int] = set()
-        self.rule_uses: list[RuleUse] = []
         self.deferred: list[Lint] = []
         self.subplans: dict[int, SubPlan] = {}
-        self.unopened = 0
-        """Pretrained rules a speculative compile left unchecked (then it is no sub-plan)."""
-        self.speculative = 0
-        """How deep compilation is inside the ``super().init_weights()`` of a user
-        ``init_weights``, which may never run: problems there are deferred lints."""
         self.already_initialized = False
-        self.tree = Tree(root)
-        self.module_paths = self.tree.module_paths
-        self.tensor_paths = self.tree.tensor_paths
-        self.matches: dict[tuple[int, type], bool] = {}
         self.parsed: dict[Any, tuple[str, tuple[Rule, ...]]] = {}
-        self.selections: dict[int, Initializer] = {}
-        self.checked: set[tuple[Any, ...]] = set()
-        """Writes known to have no problem, by (rule, class, dtypes, dims)."""
 
     def parse(self, init_cfg: Any, path: str) -> tuple[Rule, ...]:
         """The rules of ``init_cfg``; a config equal to one parsed before in this compile
@@ -191,19 +177,20 @@ class _Compiler(Emitter):
         try:
             rules = parse_init_cfg(init_cfg, path).rules
         except InitCfgError as error:
-            self.problems.extend(error.problems)
+            self.emitter.problems.extend(error.problems)
             return ()
         if key is not None:
             self.parsed[key] = (path, rules)
         return rules
 
     def compile_init_weights(self, module: nn.Module, path: str) -> None:
+        emitter, actions = self.emitter, self.emitter.actions
         # A class may skip BaseModule.__init__ (no init_cfg set): no rules of its own.
         init_cfg = getattr(module, "init_cfg", None)
         rules = self.parse(init_cfg, join_path(path, "init_cfg")) if init_cfg else ()
         for rule in rules:
             if not rule.is_pretrained:
-                self.emit_rule(module, path, rule)
+                emitter.emit_rule(module, path, rule)
         for name, child in (_unwrapped(*item) for item in children(module)):
             if not hasattr(child, "init_weights") or getattr(child, "is_init", False):
                 continue
@@ -211,49 +198,50 @@ class _Compiler(Emitter):
                 continue
             child_path = f"{path}.{name}" if path else name
             guarded = hasattr(child, "is_init")
-            guard = len(self.actions)
+            guard = len(actions)
             if guarded:
-                self.actions.append(_NO_ACTION)  # replaced once the child's length is known
+                actions.append(_NO_ACTION)  # replaced once the child's length is known
             if has_own_init_weights(child):
-                self.emit_call(child, child_path)
+                self.user_init_weights(child, child_path)
             else:
                 self.compile_init_weights(child, child_path)
             if guarded:
-                skip = len(self.actions)
-                self.actions[guard] = Action(
-                    "guard", child_path, "is_init", target=child, skip=skip
-                )
+                skip = len(actions)
+                actions[guard] = Action("guard", child_path, "is_init", target=child, skip=skip)
         for rule in rules:
             if rule.is_pretrained:
-                self.emit_rule(module, path, rule)
+                emitter.emit_rule(module, path, rule)
         self.initialized.add(id(module))
-        self.actions.append(
-            Action("mark", path, f"{type(module).__name__}.init_weights", target=module)
-        )
+        actions.append(Action("mark", path, f"{type(module).__name__}.init_weights", target=module))
 
-    def emit_call(self, module: nn.Module, path: str) -> None:
+    def user_init_weights(self, module: nn.Module, path: str) -> None:
         """An opaque user ``init_weights``. What its ``super().init_weights()`` would run is
         compiled too, and dropped: its problems become deferred lints, raised as errors
         only if that ``super().init_weights()`` runs."""
         if is_base_module(module):
             self.speculate(module, path)
-        params = self.subtree_tensors(module, path, buffers=False)
-        self.actions.append(
+        params = self.emitter.subtree_tensors(module, path, buffers=False)
+        self.emitter.actions.append(
             Action("call", path, f"{type(module).__name__}.init_weights", params, target=module)
         )
 
     def speculate(self, module: nn.Module, path: str) -> None:
         # Its rules' layer lints stay (true whether or not it runs); its actions go.
-        actions, problems, unopened = len(self.actions), len(self.problems), self.unopened
+        emitter = self.emitter
+        actions, problems, unopened = (
+            len(emitter.actions),
+            len(emitter.problems),
+            emitter.unopened,
+        )
         initialized = set(self.initialized)
-        self.speculative += 1
+        emitter.speculative += 1
         try:
             self.compile_init_weights(module, path)
         finally:
-            self.speculative -= 1
-        deferred = self.problems[problems:]
-        if not deferred and self.unopened == unopened:
-            part = tuple(self.actions[actions:])
+            emitter.speculative -= 1
+        deferred = emitter.problems[problems:]
+        if not deferred and emitter.unopened == unopened:
+            part = tuple(emitter.actions[actions:])
             marked = [a.target for a in part if a.kind == "mark" and a.target is not None]
             try:
                 init_cfgs = tuple((m, copy.deepcopy(m.init_cfg)) for m in marked)
@@ -263,7 +251,7 @@ class _Compiler(Emitter):
                 subtree = self.tree.subtree(module, path)
                 children = {id(m): (m, tuple(map(id, m._modules.values()))) for _, m in subtree}
                 self.subplans[id(module)] = SubPlan(part, init_cfgs, tuple(children.values()))
-        del self.actions[actions:], self.problems[problems:]
+        del emitter.actions[actions:], emitter.problems[problems:]
         self.initialized = initialized
         self.deferred.extend(deferred_lints(type(module).__name__, deferred))
 
@@ -275,16 +263,17 @@ class _Compiler(Emitter):
         log: bool = True,
         lint: bool = True,
     ) -> InitPlan:
-        if self.problems:
-            raise InitCfgError(self.problems)
+        emitter = self.emitter
+        if emitter.problems:
+            raise InitCfgError(emitter.problems)
         strict = _STRICT.get() if strict is None else strict
         parameters = tuple((p, tuple(t.shape)) for p, t in self.tree.parameters)
         plan = InitPlan(
-            tuple(self.actions),
+            tuple(emitter.actions),
             (),
             parameters,
             self.root,
-            tuple(self.rule_uses),
+            tuple(emitter.rule_uses),
             self.tree.modules,
             dict(self.tree.parameters + self.tree.buffers),
             self.subplans,

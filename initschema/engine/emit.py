@@ -1,12 +1,14 @@
-"""Emitting one rule's actions: which modules and tensors it selects (``layer``, with
-``match``; ``params`` patterns; override names, paths and patterns), the checks of each
-write, and the actions themselves. The compiler walks ``init_weights`` and calls these."""
+"""Emitting one rule's actions: the modules and tensors it selects (``layer``, with
+``match``; ``params`` patterns; override names, paths and patterns), each write checked
+(:mod:`~initschema.engine.checks`), and the actions themselves. The
+:class:`Emitter` holds what one compile gathers (actions, problems, the rules' uses);
+the compiler decides in which order rules are emitted."""
 
 from __future__ import annotations
 
 import functools
-import inspect
 from dataclasses import replace
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -14,34 +16,35 @@ from ..cfg.builtin import CallInit, PretrainedInit
 from ..cfg.init_cfg import Rule
 from ..cfg.initializer import Initializer, OpaqueInit, WeightInit
 from ..checkpoints.pretrained import match_keys, open_checkpoint, policy_problems
-from ..errors import InitCfgError, Problem, did_you_mean, join_path
+from ..errors import InitCfgError, Problem, join_path
+from .checks import call_problem, signature, tensor_problems, write_problems
 from .plan import Action, RuleUse
-from .walk import (
-    Tree,
-    select_modules,
-    select_tensors,
-    signature,
-    tensor_problems,
-    write_problems,
-)
+from .select import select_modules, select_tensors
+from .walk import Tree
 
 __all__ = ["Emitter"]
 
 
 class Emitter:
-    """The state one compile shares (set by the compiler) and the rule-level steps."""
+    """What one compile gathers as it emits rules, and how each rule adds to it."""
 
-    where: str
-    tree: Tree
-    actions: list[Action]
-    problems: list[Problem]
-    rule_uses: list[RuleUse]
-    tensor_paths: dict[int, str]
-    matches: dict[tuple[int, type], bool]
-    selections: dict[int, Initializer]
-    checked: set[tuple[object, ...]]
-    speculative: int
-    unopened: int
+    def __init__(self, tree: Tree, where: str = "") -> None:
+        self.tree = tree
+        self.where = where
+        """The root's own path in the model, when it is a nested part (messages only)."""
+        self.actions: list[Action] = []
+        self.problems: list[Problem] = []
+        self.rule_uses: list[RuleUse] = []
+        self.speculative = 0
+        """How deep compilation is inside the ``super().init_weights()`` of a user
+        ``init_weights``, which may never run: its checkpoints are not opened then."""
+        self.unopened = 0
+        """Pretrained rules a speculative compile left unchecked (then it is no sub-plan)."""
+        self.tensor_paths = tree.tensor_paths
+        self.matches: dict[tuple[int, type], bool] = {}
+        self.selections: dict[int, Initializer] = {}
+        self.checked: set[tuple[Any, ...]] = set()
+        """Writes known to have no problem, by (rule, class, dtypes, shapes)."""
 
     def inherited(self, init: Initializer) -> Initializer:
         """What an override with only a name applies: its rule's arguments (made once)."""
@@ -168,7 +171,7 @@ class Emitter:
         """A Call rule on one module: opaque, it may write any tensor of the subtree.
         Checked here: that the method exists, is no ``nn.Module`` method, and takes no
         argument (a Call that fails when it runs leaves earlier writes behind)."""
-        if problem := _call_problem(module, init.method):
+        if problem := call_problem(module, init.method):
             full = self.full_path(path)
             self.problems.append(
                 Problem(
@@ -280,40 +283,3 @@ def _unsupported(init: Initializer) -> str:
         f"{type(init).__qualname__} is neither a WeightInit, a PretrainedInit, a CallInit nor "
         f"an OpaqueInit, so it cannot be planned; subclass one of them."
     )
-
-
-def _call_problem(module: nn.Module, name: str) -> str | None:
-    """Why a Call rule cannot run ``module``'s method ``name``, or None. Looked up on the
-    class, so that no property runs and no attribute of the instance stands in."""
-    found = inspect.getattr_static(module, name, None)
-    if found is None or isinstance(found, nn.Module | Tensor):
-        return f"has no method {name!r}{did_you_mean(name, _methods(module)) or '.'}"
-    if hasattr(nn.Module, name):  # also those the config layer's list lacks (_apply, …)
-        return (
-            f"has {name!r} from nn.Module itself, which is no initializer; name a method "
-            f"the module's class defines, such as reset_parameters."
-        )
-    if not (callable(found) or isinstance(found, classmethod | staticmethod)):
-        return f"has {name!r} as a {type(found).__name__}, not a method."
-    try:
-        signature = inspect.signature(getattr(module, name))
-    except (TypeError, ValueError):  # no signature to read (a builtin): it is called as is
-        return None
-    try:
-        signature.bind()
-    except TypeError:
-        return (
-            f"has the method {name}{signature}, which needs arguments; a Call rule calls it "
-            f"with none."
-        )
-    return None
-
-
-def _methods(module: nn.Module) -> list[str]:
-    return [
-        name
-        for name in dir(type(module))
-        if not name.startswith("_")
-        and not hasattr(nn.Module, name)
-        and callable(getattr(type(module), name, None))
-    ]

@@ -19,7 +19,7 @@ from ..kernels.builtin import runs_user_code
 from ..sharding.placement import is_sharded
 from ..sharding.streams import elementwise
 from .plan import InitPlan, Lint, last_writers
-from .report import possibly_uninitialized
+from .walk import possibly_uninitialized
 
 if TYPE_CHECKING:
     from ..checkpoints.pretrained import KeyMatch

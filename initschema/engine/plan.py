@@ -20,7 +20,8 @@ from ..cfg.builtin import PretrainedInit
 from ..cfg.initializer import Initializer, WeightInit, _shown
 from ..errors import redact
 from ..sharding.streams import STREAM, elementwise
-from .report import new_table, possibly_uninitialized, render, render_html, shape_text
+from .tables import new_table, render, render_html, shape_text
+from .walk import possibly_uninitialized
 
 if TYPE_CHECKING:
     from ..checkpoints.pretrained import Checkpoint, KeyMatch

@@ -1,4 +1,4 @@
-"""Walking a model once, without recursion, and what a write to one module can meet.
+"""Walking a model once, without recursion: its modules, tensors and subtrees.
 
 torch's ``named_modules``, ``named_parameters`` and ``apply`` recurse through
 generators, which costs O(depth) per item: deep models become quadratic or
@@ -7,27 +7,12 @@ worse. The compiler walks the model once here instead.
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
 from torch import Tensor, nn
 
-from ..cfg.initializer import WeightInit
-from ..cfg.patterns import compile_path_pattern, is_pattern
-from ..errors import did_you_mean, join_path
+from ..errors import join_path
 from ..sharding.placement import canonical_path
 
-__all__ = [
-    "Tree",
-    "below",
-    "children",
-    "preorder",
-    "select_modules",
-    "select_tensors",
-    "signature",
-    "tensor_problems",
-    "write_problems",
-]
+__all__ = ["Tree", "below", "children", "possibly_uninitialized", "preorder"]
 
 
 class Tree:
@@ -142,38 +127,6 @@ def children(module: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
-def signature(value: object) -> tuple[Any, ...]:
-    """What decides whether a write to ``value`` can fail: its type, dtype and shape (the
-    pieces of ``splits`` fit one size of a dimension and not another)."""
-    if isinstance(value, Tensor):
-        return (Tensor, value.dtype, tuple(value.shape))
-    return (type(value), None, None)
-
-
-def write_problems(init: WeightInit, module: nn.Module) -> list[str]:
-    """Why ``init`` could not write ``module`` (before any write): a weight or bias that is
-    no tensor, a constant its dtype cannot hold, a fan-based formula on a 1-D weight."""
-    found = []
-    for name in ("weight", "bias"):
-        value = getattr(module, name, None)
-        if value is not None and not isinstance(value, Tensor):
-            found.append(
-                f"{type(module).__name__}.{name} is a {type(value).__name__}, not a tensor, "
-                f"so {init.type_name} cannot write it"
-            )
-    for name in ("weight", "bias"):
-        tensor = getattr(module, name, None)
-        if isinstance(tensor, Tensor):
-            found += _unfit_constants(init, name, tensor, f"{type(module).__name__}.{name}")
-    weight = getattr(module, "weight", None)
-    if isinstance(weight, Tensor) and (problem := init.shape_problem(tuple(weight.shape))):
-        found.append(
-            f"{problem} ({type(module).__name__}.weight); select this module with `layer` "
-            f"or give it its own override rule"
-        )
-    return found
-
-
 def below(tree: Tree, path: str) -> list[tuple[str, nn.Module]]:
     """(path relative to ``path``, module) of every module strictly below the module at
     ``path``, in model (pre-)order, each under its first path."""
@@ -183,91 +136,10 @@ def below(tree: Tree, path: str) -> list[tuple[str, nn.Module]]:
     return [(p[len(start) :], m) for p, m in tree.modules.items() if p.startswith(start)]
 
 
-def select_tensors(
-    tree: Tree, module: nn.Module, path: str, patterns: tuple[str, ...]
-) -> tuple[list[tuple[str, nn.Module, list[str]]], list[str]]:
-    """The tensors (parameters, then buffers, of each module) below ``module`` whose path
-    relative to it matches one of ``patterns``, grouped by owner in model order:
-    (owner's path, owner, attribute names); and the patterns that matched nothing."""
-    regexes = [(pattern, compile_path_pattern(pattern)) for pattern in patterns]
-    used: set[str] = set()
-    seen: set[int] = set()
-    groups = []
-    for relative, owner in [("", module), *below(tree, path)]:
-        names = []
-        for table in (owner._parameters, owner._buffers):
-            for name, tensor in table.items():
-                if tensor is None or id(tensor) in seen:
-                    continue
-                tensor_path = join_path(relative, name)
-                hits = [p for p, regex in regexes if regex.fullmatch(tensor_path)]
-                if hits:
-                    used.update(hits)
-                    seen.add(id(tensor))
-                    names.append(name)
-        if names:
-            groups.append((join_path(path, relative) if relative else path, owner, names))
-    return groups, [p for p in patterns if p not in used]
-
-
-def select_modules(
-    tree: Tree, module: nn.Module, path: str, name: str, full: str
-) -> list[tuple[str, nn.Module]] | str:
-    """The submodules an override ``name`` selects below ``module`` (at ``path``; at
-    ``full`` in the whole model, for messages): an attribute, a dotted path, or every
-    module whose relative path matches a pattern (in model order, possibly none) — as
-    (model-relative path, module); or, for a name or dotted path that names no
-    submodule, why."""
-    if is_pattern(name):
-        regex = compile_path_pattern(name)
-        return [
-            (join_path(path, relative), sub)
-            for relative, sub in below(tree, path)
-            if regex.fullmatch(relative)
-        ]
-    target: Any = module
-    walked = ""
-    for part in name.split("."):
-        at = join_path(full, walked) if walked else full
-        where = f"module '{at}'" if at else "the root module"
-        if not hasattr(target, part):
-            kids = [n for n, _ in target.named_children()]
-            return (
-                f"{where} ({type(target).__name__}) has no attribute {part!r}"
-                f"{did_you_mean(part, kids) or ';'} its submodules are {', '.join(kids) or 'none'}."
-            )
-        target = getattr(target, part)
-        walked = join_path(walked, part)
-        if not isinstance(target, nn.Module):
-            return (
-                f"{part!r} of {where} is a {type(target).__name__}, not a submodule; an "
-                f"override names a submodule and initializes all of it."
-            )
-    found = tree.module_paths.get(id(target), join_path(path, name))
-    return [(found, target)]
-
-
-def tensor_problems(init: WeightInit, owner: nn.Module, names: list[str]) -> list[str]:
-    """Why ``init``'s formula could not write the tensors ``names`` of ``owner``."""
-    found = []
-    for name in names:
-        tensor = getattr(owner, name)
-        where = f"{type(owner).__name__}.{name}"
-        if problem := init.shape_problem(tuple(tensor.shape)):
-            found.append(f"{problem} ({where})")
-        found += _unfit_constants(init, "weight", tensor, where)
-    return found
-
-
-def _unfit_constants(init: WeightInit, role: str, tensor: Tensor, where: str) -> list[str]:
-    """The constants ``init`` writes as ``role`` (``'weight'``/``'bias'``) that ``tensor``'s
-    dtype cannot hold; ``where`` names the tensor."""
-    if not tensor.is_floating_point():
-        return []
-    info = torch.finfo(tensor.dtype)
-    return [
-        f"{what}={value:g} does not fit {where} "
-        f"({str(tensor.dtype).removeprefix('torch.')}, at most {info.max:g})"
-        for what, value in init.constants(role)
-        if abs(value) > info.max
-    ]
+def possibly_uninitialized(owner: nn.Module) -> bool:
+    """Whether a tensor of ``owner`` that nothing writes may hold uninitialized memory: its
+    class is not one of torch's own modules and has no ``reset_parameters`` (built-in
+    modules fill their tensors when built; ``torch.empty`` in user code does not)."""
+    return not type(owner).__module__.startswith("torch.") and not callable(
+        getattr(owner, "reset_parameters", None)
+    )
