@@ -25,13 +25,7 @@ from .cfg.builtin import (
     XavierInit,
 )
 from .cfg.init_cfg import InitCfg, Rule, parse_init_cfg
-from .cfg.initializer import (
-    WEIGHT_INITIALIZERS,
-    Initializer,
-    Override,
-    WeightInit,
-    register_initializer,
-)
+from .cfg.initializer import WEIGHT_INITIALIZERS, Initializer, Override, register_initializer
 from .cfg.modern import (
     DiracInit,
     EyeInit,
@@ -45,6 +39,7 @@ from .cfg.modern import (
     ZerosInit,
 )
 from .cfg.registry import Registry
+from .cfg.weight_init import WeightInit
 from .errors import InitCfgError, InitCfgTypeError, InitSchemaError, InitUsageError
 
 if _TYPE_CHECKING:

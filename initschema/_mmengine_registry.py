@@ -12,7 +12,8 @@ from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_INITIALIZERS
 from pydantic import model_validator
 from torch import nn
 
-from .cfg.initializer import WEIGHT_INITIALIZERS, Initializer, OpaqueInit
+from .cfg.initializer import WEIGHT_INITIALIZERS, Initializer
+from .cfg.opaque import OpaqueInit
 from .errors import InitCfgTypeError, TypeProblem
 
 __all__ = ["MMEngineInit", "resolve"]

@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from ..cfg.initializer import _shown
+from ..cfg.initializer import shown_argument
 from ..errors import Problem
 from .yaml_files import Note
 
@@ -128,7 +128,11 @@ def _change(a: tuple[Any, int] | None, b: tuple[Any, int] | None) -> str:
         role_b = action_b.role(action_b.tensors[position_b])
         if type(action_a.init) is type(action_b.init) and role_a == role_b == "weight":
             old, new = action_a.init.arguments(), action_b.init.arguments()
-            changed = [f"{k}={_shown(old[k])} → {_shown(new[k])}" for k in old if old[k] != new[k]]
+            changed = [
+                f"{k}={shown_argument(old[k])} → {shown_argument(new[k])}"
+                for k in old
+                if old[k] != new[k]
+            ]
             if changed:
                 return f"{action_a.init.type_name}({', '.join(changed)})"
     before = "not written" if a is None else a[0].brief_at(a[1])

@@ -22,8 +22,8 @@ from dataclasses import field, make_dataclass
 from types import UnionType
 from typing import Annotated, Any, Optional, Union, get_args, get_origin
 
-from ..cfg.initializer import WEIGHT_INITIALIZERS, Initializer, target_names
-from ..cfg.registry import option_name
+from ..cfg.initializer import WEIGHT_INITIALIZERS, Initializer
+from ..cfg.registry import option_name, target_names
 from ..cfg.schema import ENTRY_POINTS, load_entry_points
 from ..errors import literal_choices
 

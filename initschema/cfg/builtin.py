@@ -16,8 +16,9 @@ from pydantic import Field, field_validator, model_validator
 
 from ..errors import redact
 from .formulas import DepthScaledInit, FanInit, FormulaInit
-from .initializer import WEIGHT_INITIALIZERS, Initializer, Number, layer_matches, parse_layer
+from .initializer import WEIGHT_INITIALIZERS, Initializer, Number
 from .patterns import compile_replacement, compile_user_regex
+from .weight_init import layer_matches, parse_layer
 
 __all__ = [
     "MODULE_METHODS",

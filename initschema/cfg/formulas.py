@@ -27,8 +27,9 @@ from pydantic import (
 )
 
 from ..errors import shown
-from .initializer import WeightInit, _shown
+from .initializer import shown_argument
 from .patterns import compile_user_regex
+from .weight_init import WeightInit
 
 __all__ = ["DepthScaledInit", "FanAxes", "FanInit", "FormulaInit", "integer_only"]
 
@@ -297,7 +298,7 @@ class DepthScaledInit(FormulaInit):
         """This initializer at the module at ``path``: depth scaling resolved into ``std``
         (a ValueError saying why when ``layer_id_regex`` does not match ``path``)."""
         if self.n_layers is not None:
-            formula, layer_id = f"{_shown(self.std)}/√(2·{self.n_layers})", None
+            formula, layer_id = f"{shown_argument(self.std)}/√(2·{self.n_layers})", None
             std = self.std / math.sqrt(2 * self.n_layers)
         elif self.layer_id_regex is not None:
             found = compile_user_regex(self.layer_id_regex).search(f"{path}.")
@@ -310,7 +311,7 @@ class DepthScaledInit(FormulaInit):
                     f"std by depth there; select only the layers' modules, or fix the regex."
                 )
             layer_id = int(digits)
-            formula = f"{_shown(self.std)}/√(2·({layer_id}+1))"
+            formula = f"{shown_argument(self.std)}/√(2·({layer_id}+1))"
             std = self.std / math.sqrt(2 * (layer_id + 1))
         else:
             return self
@@ -330,5 +331,5 @@ class DepthScaledInit(FormulaInit):
                 if layer_id is not None:
                     shown.append(f"layer_id={layer_id}")
             elif key not in ("bias", "bias_prob"):
-                shown.append(f"{key}={_shown(value)}")
+                shown.append(f"{key}={shown_argument(value)}")
         return f"{self.type_name}({', '.join(shown)})"

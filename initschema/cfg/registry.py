@@ -9,7 +9,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 
 from ..errors import did_you_mean, shown
 
-__all__ = ["Registry", "option_name"]
+__all__ = ["Registry", "option_name", "target_names"]
 
 
 class Named(Protocol):
@@ -67,6 +67,16 @@ class Registry(Generic[E]):
             return self._classes[key]
         raise KeyError(self.unknown_message(key))
 
+    def by_target(self, target: object) -> type[E] | None:
+        """The registered class a Hydra ``_target_`` names (see :func:`target_names`), or
+        the class itself when ``target`` is a registered class; None for anything else."""
+        if isinstance(target, type):
+            return target if target in self._classes.values() else None
+        for cls in self._classes.values():
+            if target in target_names(cls):
+                return cls
+        return None
+
     def unknown_message(self, key: object) -> str:
         hint = did_you_mean(key, self._classes) if isinstance(key, str) else ""
         registered = ", ".join(self._classes)
@@ -86,6 +96,16 @@ class Registry(Generic[E]):
 
     def __repr__(self) -> str:
         return f"Registry({self.name!r}, {list(self._classes)})"
+
+
+def target_names(cls: type) -> tuple[str, ...]:
+    """What a ``_target_`` may name a registered class by: ``initschema.<Name>`` for the
+    package's own classes (the first, the one generated configs use), and the class's
+    module and qualified name."""
+    own = f"{cls.__module__}.{cls.__qualname__}"
+    if cls.__module__.startswith("initschema."):
+        return (f"initschema.{cls.__name__}", own)
+    return (own,)
 
 
 def option_name(type_name: str) -> str:

@@ -31,8 +31,9 @@ import json
 from typing import Any
 
 from . import builtin as builtin_initializers  # noqa: F401  (registers the built-ins)
-from .initializer import WEIGHT_INITIALIZERS, Initializer, WeightInit, target_names
-from .registry import option_name
+from .initializer import WEIGHT_INITIALIZERS, Initializer
+from .registry import option_name, target_names
+from .weight_init import WeightInit
 
 __all__ = [
     "ENTRY_POINTS",

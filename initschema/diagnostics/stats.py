@@ -27,7 +27,7 @@ from typing import Any, Literal, cast
 from rich.markup import escape
 from torch import Tensor, nn
 
-from ..cfg.initializer import WeightInit
+from ..cfg.weight_init import WeightInit
 from ..engine.execute import init_cfg_ignored
 from ..engine.plan import Action, InitPlan, brief
 from ..engine.report import InitReport, Provenance

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..cfg.initializer import WeightInit
+from ..cfg.weight_init import WeightInit
 from ..errors import did_you_mean
 
 __all__ = ["call_problem", "signature", "tensor_problems", "write_problems"]

@@ -14,7 +14,9 @@ from torch import Tensor, nn
 
 from ..cfg.builtin import CallInit, PretrainedInit
 from ..cfg.init_cfg import Rule
-from ..cfg.initializer import Initializer, OpaqueInit, WeightInit
+from ..cfg.initializer import Initializer
+from ..cfg.opaque import OpaqueInit
+from ..cfg.weight_init import WeightInit
 from ..checkpoints.pretrained import match_keys, open_checkpoint, policy_problems
 from ..errors import InitCfgError, Problem, join_path
 from .checks import call_problem, signature, tensor_problems, write_problems

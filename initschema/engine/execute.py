@@ -27,7 +27,8 @@ from torch import Tensor, nn
 from .._progress import ProgressBar
 from .._runtime import paused_gc
 from ..cfg.builtin import CallInit
-from ..cfg.initializer import OpaqueInit, WeightInit
+from ..cfg.opaque import OpaqueInit
+from ..cfg.weight_init import WeightInit
 from ..checkpoints.load_hooks import load_through_hooks
 from ..checkpoints.pretrained import load_into, read_state
 from ..errors import join_path

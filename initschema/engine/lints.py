@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-from ..cfg.initializer import OpaqueInit, WeightInit
+from ..cfg.opaque import OpaqueInit
+from ..cfg.weight_init import WeightInit
 from ..errors import Problem, did_you_mean, join_path, redact
 from ..kernels.builtin import runs_user_code
 from ..sharding.placement import is_sharded

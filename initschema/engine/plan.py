@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from .. import _runtime
 from ..cfg.builtin import PretrainedInit
-from ..cfg.initializer import Initializer, WeightInit, _shown
+from ..cfg.initializer import Initializer, shown_argument
+from ..cfg.weight_init import WeightInit
 from ..errors import redact
 from ..sharding.streams import STREAM, elementwise
 from .tables import new_table, render, render_html, shape_text
@@ -180,7 +181,7 @@ class Action:
             if self.role(self.tensors[index]) == "weight":
                 return brief(self.init)
             given = self.init.bias_prob
-            why = "bias" if given is None else f"bias_prob={_shown(given)}"
+            why = "bias" if given is None else f"bias_prob={shown_argument(given)}"
             return f"{self.init.bias_value:g} ({why})"
         return self.describe_at(index)
 
@@ -301,7 +302,7 @@ def brief(init: Initializer) -> str:
         if name == "std" and scaled is not None:
             shown.append(f"std={scaled[0]} = {value:.6g}")  # wraps in a narrow table
         elif name in changed and name not in ("bias", "bias_prob"):
-            shown.append(f"{name}={_shown(value)}")
+            shown.append(f"{name}={shown_argument(value)}")
     return f"{init.type_name}({', '.join(shown)})"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..cfg.initializer import WeightInit
+from ..cfg.weight_init import WeightInit
 from ..errors import join_path
 from ..sharding.placement import canonical_path, is_sharded
 from .plan import Action, InitPlan

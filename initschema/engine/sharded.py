@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import torch
 
 from ..cfg.builtin import CallInit
-from ..cfg.initializer import OpaqueInit
+from ..cfg.opaque import OpaqueInit
 from ..errors import InitUsageError
 from ..sharding.placement import is_sharded, local_box
 from .plan import InitPlan

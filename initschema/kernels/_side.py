@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..cfg.formulas import FormulaInit
-from ..cfg.initializer import KERNELS, WeightInit
+from ..cfg.weight_init import KERNELS, WeightInit
 
 __all__ = [
     "FILLS",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..cfg.initializer import WeightInit
+from ..cfg.weight_init import WeightInit
 from . import constants, fans, normals, structured, uniform  # noqa: F401  (the built-ins)
 from ._common import kaiming_std, spread
 from ._side import FILLS, Kernel, Sampler, draw_nothing, pieces, side_of

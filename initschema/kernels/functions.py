@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ..cfg.initializer import prior_bias
+from ..cfg.weight_init import prior_bias
 
 __all__ = [
     "bias_init_with_prob",

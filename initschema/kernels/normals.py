@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from ..cfg.builtin import NormalInit, TruncNormalInit
-from ..cfg.initializer import WeightInit
 from ..cfg.modern import SmallInit, WangInit
+from ..cfg.weight_init import WeightInit
 from ._common import truncated
 from ._side import TorchSide, register
 from .functions import trunc_normal_

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..cfg.builtin import UniformInit
-from ..cfg.initializer import WeightInit
+from ..cfg.weight_init import WeightInit
 from ._side import TorchSide, register
 
 

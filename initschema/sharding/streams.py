@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..cfg.initializer import WeightInit
+from ..cfg.weight_init import WeightInit
 from ..kernels.builtin import FILLS, kernel_for, sampler_of
 from .placement import PLAIN, Box, local_box
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import initschema as ins
-from initschema.cfg.initializer import KERNELS, WEIGHT_INITIALIZERS
+from initschema.cfg.initializer import WEIGHT_INITIALIZERS
+from initschema.cfg.weight_init import KERNELS
 from initschema.kernels._side import side_of
 from initschema.kernels.builtin import draws_nothing, moments_of, sampler_of
 
