@@ -35,21 +35,21 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    run: Callable[[argparse.Namespace], int]
     if _mmengine_config.is_mmengine_form(argv):  # validate|plan|report CONFIG.py
-        return _mmengine_config.main(argv)
-    parser = cli_parser((__doc__ or "").replace("``", ""))
-    args, extra = parser.parse_known_args(argv)
-    unknown = [arg for arg in extra if arg.startswith("-") or not hasattr(args, "positional")]
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if extra:  # positionals after an option (`--config-dir conf a=1 --strict b=2`)
-        args.positional = [*args.positional, *extra]
+        parser = _mmengine_config.parser(argv[0])
+        args, run = parser.parse_args(argv[1:]), _mmengine_config.run
+    else:
+        parser = cli_parser((__doc__ or "").replace("``", ""))
+        args, extra = parser.parse_known_args(argv)
+        unknown = [arg for arg in extra if arg.startswith("-") or not hasattr(args, "positional")]
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        if extra:  # positionals after an option (`--config-dir conf a=1 --strict b=2`)
+            args.positional = [*args.positional, *extra]
+        run = _run
     try:
-        for module in args.modules:
-            from ._cli.build import import_user_module
-
-            import_user_module(module, "--import", engine=args.command != "validate")
-        result: int = _COMMANDS[args.command](args)
+        result = run(args)
     except CommandError as error:  # as argparse's own usage errors: SystemExit(2)
         parser.exit(2, f"initschema {args.command}: error: {error}\n")
     except BrokenPipeError:  # `initschema diff --json | head`: the reader has gone
@@ -63,6 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"initschema {args.command}: error: {type(error).__name__}: {text}", file=sys.stderr)
         return 2
     return result
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ._cli.build import import_user_module
+
+    for module in args.modules:
+        import_user_module(module, "--import", engine=args.command != "validate")
+    return _COMMANDS[args.command](args)
 
 
 def _hydra_overrides(args: argparse.Namespace) -> list[str]:
@@ -184,8 +192,8 @@ def _report(args: argparse.Namespace) -> int:
             raise CommandError(f"--plot: {error}") from None
     import torch
 
-    from ._cli.show import print_findings, render_lints
-    from .diagnostics.stats import findings, measure, render_stats
+    from ._cli.show import print_findings, print_report
+    from .diagnostics.stats import findings, measure
 
     torch.manual_seed(0 if args.seed is None else args.seed)
     try:
@@ -201,22 +209,10 @@ def _report(args: argparse.Namespace) -> int:
         from .diagnostics.plot import plot
 
         plot(plan, stats, args.plot)
-    if args.json:
-        result = {
-            "ok": not found,
-            "model": type(plan.module).__name__,
-            "seed": args.seed,
-            "parameters": [row.to_dict() for row in stats],
-            "findings": [vars(finding) for finding in found],
-            "lints": [lint.to_dict() for lint in built.lints],
-        }
-        print(json.dumps(result))
-    else:
-        text = render_stats(stats, found, built.lints)
-        print("\n".join(part for part in (text, render_lints(built.lints)) if part))
+    status = print_report(plan, stats, found, built.lints, args.seed, args.json)
     if args.plot:
         print(f"Wrote the plot to {os.path.abspath(args.plot)}", file=sys.stderr)
-    return 1 if found else 0
+    return status
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import __version__
 
-__all__ = ["EXIT", "parser"]
+__all__ = ["EXIT", "import_option", "parser"]
 
 EXIT = (
     "Exit status: 0 ok; 1 findings (an invalid config, lints under --strict, flagged parameters "
@@ -133,7 +133,7 @@ def parser(description: str) -> argparse.ArgumentParser:
         help="the schema of a strategy file (a defaults list picking rules, and tweaks of "
         "them; no key required) instead of a whole init_cfg",
     )
-    _import_option(schema)
+    import_option(schema)
     schema.add_argument("-o", "--output", help="write to this file instead of standard output")
     return parser
 
@@ -147,15 +147,16 @@ def _command(
     return parser
 
 
-def _import_option(parser: argparse.ArgumentParser) -> None:
+def import_option(parser: argparse.ArgumentParser) -> None:
+    """``--import MODULE``, the same in every form of the command."""
     parser.add_argument(
         "--import",
         dest="modules",
         action="append",
         default=[],
         metavar="MODULE",
-        help="import this module first, so that the initializers it registers are known "
-        "(repeatable)",
+        help="import this module first, so that the initializers it registers (in initschema "
+        "or in MMEngine's registry) are known (repeatable)",
     )
 
 
@@ -187,7 +188,7 @@ def _hydra_options(parser: argparse.ArgumentParser) -> None:
         "(default: init_cfg,init_rules)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
-    _import_option(parser)
+    import_option(parser)
 
 
 def _init_cfg_options(parser: argparse.ArgumentParser, *, config: bool) -> None:

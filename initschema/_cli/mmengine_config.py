@@ -10,7 +10,6 @@ registry with the door open (:mod:`initschema.mmengine`), on the meta device for
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -19,17 +18,15 @@ from typing import Any
 
 from ..cfg.init_cfg import parse_init_cfg
 from ..errors import InitCfgError, Problem, join_path
-from .build import Built, user_lints
-from .show import print_plan, summary
+from .args import EXIT, import_option
+from .build import Built, import_user_module, user_lints
+from .show import print_findings, print_plan, print_report, summary
+from .yaml_files import CommandError
 
-__all__ = ["is_mmengine_form", "main"]
+__all__ = ["is_mmengine_form", "parser", "run"]
 
 COMMANDS = ("validate", "plan", "report")
 INSTALL = 'pip install "initschema[mmengine]"'
-
-
-class _Usage(Exception):
-    """Exit status 2, with this message."""
 
 
 def is_mmengine_form(argv: Sequence[str]) -> bool:
@@ -37,21 +34,13 @@ def is_mmengine_form(argv: Sequence[str]) -> bool:
     return len(argv) > 1 and argv[0] in COMMANDS and any(a.endswith(".py") for a in argv[1:])
 
 
-def main(argv: Sequence[str]) -> int:
-    parser = _parser(argv[0])
-    args = parser.parse_args(argv[1:])
-    try:
-        return _run(args)
-    except _Usage as error:
-        parser.exit(2, f"initschema {args.command}: error: {error}\n")
-    return 2  # pragma: no cover - parser.exit raises
-
-
-def _parser(command: str) -> argparse.ArgumentParser:
+def parser(command: str) -> argparse.ArgumentParser:
+    """The command line of ``initschema validate|plan|report CONFIG.py``."""
     parser = argparse.ArgumentParser(
         prog=f"initschema {command}",
         description=f"{command} the init_cfgs of an MMEngine Python config file (read with "
         f"MMEngine's Config.fromfile: _base_ and custom_imports included).",
+        epilog=EXIT,
     )
     parser.set_defaults(command=command)
     parser.add_argument("config", metavar="CONFIG.py", help="an MMEngine config file")
@@ -64,14 +53,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         "(model.backbone.init_cfg.std=0.02; lists as a=[1,2])",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument(
-        "--import",
-        dest="modules",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="import this module first (e.g. one that registers initializers in MMEngine)",
-    )
+    import_option(parser)
     if command != "validate":
         parser.add_argument("--strict", action="store_true", help="warning lints are findings")
     if command == "report":
@@ -81,36 +63,28 @@ def _parser(command: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run the command :func:`parser` read; usage errors are :class:`CommandError`."""
     try:
         from mmengine.config import Config, DictAction
     except ModuleNotFoundError:
-        raise _Usage(f"reading an MMEngine config file needs MMEngine: {INSTALL}") from None
+        raise CommandError(f"reading an MMEngine config file needs MMEngine: {INSTALL}") from None
     # The user's modules (custom_imports, --import) are found in the current directory, as
     # the other forms find --model: last on sys.path, after every import of our own.
     if (here := os.getcwd()) not in sys.path:
         sys.path.append(here)
     for module in args.modules:
-        _import(module)
+        import_user_module(module, "--import", engine=args.command != "validate")
     options = _options(args.cfg_options, DictAction)
     if not os.path.isfile(args.config):
-        raise _Usage(f"{args.config!r} does not exist.")
+        raise CommandError(f"{args.config!r} does not exist.")
     cfg = _load(Config, args.config, options)
     status = _validate(args, cfg, Config, options)
     if args.command == "validate" or status:
         return status
     if "model" not in cfg:
-        raise _Usage(f"{args.config} has no 'model' to build.")
+        raise CommandError(f"{args.config} has no 'model' to build.")
     return _plan_or_report(args, cfg)
-
-
-def _import(module: str) -> None:
-    import importlib
-
-    try:
-        importlib.import_module(module)
-    except ImportError as error:
-        raise _Usage(f"--import {module}: cannot import it ({error}).") from None
 
 
 def _options(pairs: Sequence[str], action: Any) -> dict[str, Any]:
@@ -119,7 +93,7 @@ def _options(pairs: Sequence[str], action: Any) -> dict[str, Any]:
     try:
         action(option_strings=["--cfg-options"], dest="cfg_options")(None, namespace, pairs)
     except (ValueError, IndexError) as error:
-        raise _Usage(f"--cfg-options: expected KEY=VALUE pairs ({error}).") from None
+        raise CommandError(f"--cfg-options: expected KEY=VALUE pairs ({error}).") from None
     return dict(namespace.cfg_options or {})
 
 
@@ -129,7 +103,7 @@ def _load(config: Any, path: str, options: dict[str, Any]) -> Any:
         if options:
             cfg.merge_from_dict(options)
     except Exception as error:  # the config is user code: any failure is its message
-        raise _Usage(f"{path} cannot be read: {type(error).__name__}: {error}") from None
+        raise CommandError(f"{path} cannot be read: {type(error).__name__}: {error}") from None
     return cfg
 
 
@@ -171,23 +145,13 @@ def _validate(args: argparse.Namespace, cfg: Any, config: Any, options: dict[str
     if args.command != "validate" and not problems:
         return 0  # plan and report go on, and print their own result
     origins = {p.path: _origin(config, args.config, options, root, p.path) for p in problems}
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "ok": not problems,
-                    "problems": [{**_problem(p), "file": origins[p.path]} for p in problems],
-                    "init_cfgs": counts,
-                }
-            )
-        )
-    else:
-        for problem in problems:
-            where = f" (set in {origins[problem.path]})" if origins[problem.path] else ""
-            print(f"Error in config {problem}{where}", file=sys.stderr)
-        if not problems:
-            print(summary(args.config, counts))
-    return 1 if problems else 0
+    return print_findings(
+        problems,
+        args.json,
+        {"init_cfgs": counts},
+        summary=summary(args.config, counts),
+        origins=origins,
+    )
 
 
 @contextmanager
@@ -275,35 +239,20 @@ def _plan_or_report(args: argparse.Namespace, cfg: Any) -> int:
             model, on_meta = MODELS.build(cfg.model), False
         plan = ins.compile_plan(model, strict=False, log=False)
     except InitCfgError as error:
-        return _problems(error.problems, args.json)
+        return print_findings(error.problems, args.json, {})
     except Exception as error:  # the model's own code: its message, not a traceback
-        raise _Usage(f"building the model failed: {type(error).__name__}: {error}") from None
+        raise CommandError(f"building the model failed: {type(error).__name__}: {error}") from None
     # Lints about the meta device describe the command's choice to build there, not the
     # project's model; --strict applies to the rest, as in the other forms.
     built = Built(plan, user_lints(plan, on_meta))
     if args.strict and (strict := built.strict_problems()):
-        return _problems(strict, args.json)
+        return print_findings(strict, args.json, {})
     if args.command == "plan":
         return print_plan(plan, built.lints, args.json)
-    from ..diagnostics.stats import findings, measure, render_stats
+    from ..diagnostics.stats import findings, measure
 
     stats = measure(plan, plan.execute(seed=args.seed))
-    found = findings(plan, stats)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "ok": not found,
-                    "model": type(plan.module).__name__,
-                    "seed": args.seed,
-                    "parameters": [row.to_dict() for row in stats],
-                    "findings": [vars(finding) for finding in found],
-                }
-            )
-        )
-    else:
-        print(render_stats(stats, found))
-    return 1 if found else 0
+    return print_report(plan, stats, findings(plan, stats), built.lints, args.seed, args.json)
 
 
 def _build_on_meta(registry: Any, model_cfg: Any) -> tuple[Any, bool]:
@@ -318,16 +267,3 @@ def _build_on_meta(registry: Any, model_cfg: Any) -> tuple[Any, bool]:
         raise
     except Exception:
         return registry.build(model_cfg), False
-
-
-def _problems(problems: Sequence[Problem], as_json: bool) -> int:
-    if as_json:
-        print(json.dumps({"ok": False, "problems": [_problem(p) for p in problems]}))
-    else:
-        for problem in problems:
-            print(f"Error in config {problem}", file=sys.stderr)
-    return 1
-
-
-def _problem(problem: Problem) -> dict[str, str]:
-    return {"path": problem.path, "message": problem.message}

@@ -6,7 +6,7 @@ import json
 import shutil
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..cfg.initializer import shown_argument
@@ -17,6 +17,7 @@ __all__ = [
     "diff_rows",
     "print_findings",
     "print_plan",
+    "print_report",
     "render_diff",
     "render_lints",
     "summary",
@@ -32,14 +33,20 @@ def print_findings(
     *,
     notes: Sequence[Note] = (),
     summary: str = "",
+    origins: Mapping[str, str] | None = None,
 ) -> int:
-    """Print problems (or ``summary``, the all-clear) and notes; return the exit status."""
+    """Print problems (or ``summary``, the all-clear) and notes; return the exit status.
+    ``origins`` names the file that set the value at a problem's path, where known."""
+    origins = origins or {}
     if as_json:
+        shown = [
+            {**vars(p), "file": origins.get(p.path, "")} if origins else vars(p) for p in problems
+        ]
         print(
             json.dumps(
                 {
                     "ok": not problems,
-                    "problems": [vars(p) for p in problems],
+                    "problems": shown,
                     **({"notes": [vars(n) for n in notes]} if notes else {}),
                     **extra,
                 }
@@ -48,7 +55,8 @@ def print_findings(
         return 1 if problems else 0
     for problem in problems:
         where = f"Error in config {problem.path}: " if problem.path else "Error: "
-        print(f"{where}{problem.message}", file=sys.stderr)
+        source = f" (set in {origins[problem.path]})" if origins.get(problem.path) else ""
+        print(f"{where}{problem.message}{source}", file=sys.stderr)
     for note in notes:
         print(f"Note: {note}", file=sys.stderr)
     if summary and not problems:
@@ -79,6 +87,30 @@ def print_plan(plan: Any, lints: Sequence[Any], as_json: bool) -> int:
     text = render_plan(plan, lints=())
     print("\n".join(part for part in (text, render_lints(lints)) if part))
     return 0
+
+
+def print_report(
+    plan: Any, stats: Sequence[Any], found: Sequence[Any], lints: Sequence[Any], seed: int | None,
+    as_json: bool,
+) -> int:  # fmt: skip
+    """``initschema report``'s output: the measured statistics, the findings and the user's
+    ``lints``, or all of them as JSON; exit status 1 when something is flagged."""
+    if as_json:
+        result = {
+            "ok": not found,
+            "model": type(plan.module).__name__,
+            "seed": seed,
+            "parameters": [row.to_dict() for row in stats],
+            "findings": [vars(finding) for finding in found],
+            "lints": [lint.to_dict() for lint in lints],
+        }
+        print(json.dumps(result))
+    else:
+        from ..diagnostics.stats import render_stats
+
+        text = render_stats(stats, found, lints)
+        print("\n".join(part for part in (text, render_lints(lints)) if part))
+    return 1 if found else 0
 
 
 def render_lints(lints: Sequence[Any]) -> str:

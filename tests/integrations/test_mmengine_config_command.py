@@ -1,0 +1,121 @@
+"""``initschema validate|plan|report CONFIG.py`` (``initschema/_cli/mmengine_config.py``)
+ends the way every other form of the command ends: the same ``--import`` option, one line
+and exit 2 for what it cannot use, no traceback, exit 141 into a closed pipe, and the
+report's lints, in text and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from initschema_testing.paths import SUPPORT
+
+pytest.importorskip("mmengine")
+
+CONFIG = """\
+custom_imports = dict(imports=["mmengine_toy"], allow_failed_imports=False)
+model = dict(
+    type="ToyNet",
+    init_cfg=dict(type="Kaiming", layer="Conv2d"),
+    stem=dict(init_cfg=dict(type="Normal", std=0.01, layer="Conv2d")),
+)
+"""
+
+WIDE = """\
+from mmengine.model import BaseModule
+from mmengine.registry import MODELS
+from torch import nn
+
+
+@MODELS.register_module()
+class Wide(BaseModule):
+    def __init__(self, init_cfg=None):
+        super().__init__(init_cfg)
+        self.layers = nn.ModuleList(nn.Linear(2, 2) for _ in range(2000))
+"""
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("initschema")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "initschema"]
+
+
+def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(SUPPORT)}
+    return subprocess.run(
+        [*_command(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "toy.py").write_text(CONFIG)
+    (tmp_path / "broken_plugin.py").write_text("raise RuntimeError('plugin setup failed')\n")
+    (tmp_path / "wide.py").write_text(WIDE)
+    (tmp_path / "wide_cfg.py").write_text(
+        'custom_imports = dict(imports=["wide"], allow_failed_imports=False)\n'
+        'model = dict(type="Wide", init_cfg=dict(type="Normal", std=0.02, layer="Linear"))\n'
+    )
+    return tmp_path
+
+
+def test_import_option_is_the_commands(project: Path) -> None:
+    """--import has the same help in both forms of the command."""
+    config_form = _run(project, "plan", "toy.py", "--help").stdout
+    yaml_form = _run(project, "plan", "--help").stdout
+    for help_text in (config_form, yaml_form):
+        assert "in MMEngine's registry) are known (repeatable)" in " ".join(help_text.split())
+    assert "Exit status: 0 ok; 1 findings" in " ".join(config_form.split())
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_import_that_raises_is_one_line(project: Path, command: str) -> None:
+    """A module named by --import that fails while importing: exit 2, one line, no
+    traceback (the CONFIG.py form printed Python's traceback)."""
+    result = _run(project, command, "toy.py", "--import", "broken_plugin")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"initschema {command}: error: --import broken_plugin: importing it failed: "
+        "RuntimeError: plugin setup failed\n"
+    )
+
+
+def test_import_that_is_missing(project: Path) -> None:
+    """A module that cannot be found: exit 2 and the fix."""
+    result = _run(project, "validate", "toy.py", "--import", "no_such_plugin")
+    assert result.returncode == 2
+    assert "--import no_such_plugin: cannot import it" in result.stderr
+    assert "Put the directory that holds it on PYTHONPATH" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_report_lists_lints(project: Path) -> None:
+    """report CONFIG.py shows the plan's lints, in text and in JSON, as report does for the
+    other forms (the Linear layers keep PyTorch's default: a default-init lint)."""
+    text = _run(project, "report", "toy.py", "--seed", "1")
+    assert text.returncode in (0, 1), text.stderr
+    assert "Lints:" in text.stdout and "[default-init]" in text.stdout
+    data = _run(project, "report", "toy.py", "--seed", "1", "--json")
+    lints = json.loads(data.stdout)["lints"]
+    assert "default-init" in [lint["kind"] for lint in lints]
+
+
+def test_closed_pipe_exits_quietly(project: Path) -> None:
+    """plan CONFIG.py --json | head on a plan larger than a pipe holds: exit 141 and
+    nothing on stderr (the CONFIG.py form printed BrokenPipeError's traceback)."""
+    env = {**os.environ, "PYTHONPATH": str(SUPPORT)}
+    args = ["plan", "wide_cfg.py", "--json"]
+    with subprocess.Popen(
+        [*_command(), *args], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.read(10) == b'{"ok": tru'
+        process.stdout.close()
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=300) == 141
+    assert stderr == ""
