@@ -25,7 +25,6 @@ from torch import nn
 
 import initschema as ins
 import initschema.hydra as ins_hydra
-from initschema.engine.plan import brief, render_plan
 
 logger = logging.getLogger("initschema")
 
@@ -48,14 +47,14 @@ def build(cfg: DictConfig) -> tuple[nn.Module, ins.InitPlan, bool]:
 def by_rule(plan: ins.InitPlan, report: ins.InitReport) -> Table:
     """One row per rule: how many parameters and elements it wrote last (the initializer
     with the arguments the rule sets, as the plan shows it)."""
-    last = plan.last_writers()
-    calls = {a.source: brief(a.init) for a in plan.actions if a.kind == "method" and a.init}
+    writers = plan.writers()
+    calls = {a.source: a.brief() for a in plan.actions if a.kind == "method"}
     counts: dict[tuple[str, str], list[int]] = {}
     for row in report:
         if row.provenance is None:
             key = ("-", "unchanged (PyTorch default)")
-        elif row.path in last and plan.actions[last[row.path]].source == row.provenance.source:
-            key = (row.provenance.source, plan.actions[last[row.path]].brief_param(row.path))
+        elif (writer := writers.get(row.path)) and writer.action.source == row.provenance.source:
+            key = (row.provenance.source, writer.brief())
         else:
             source = row.provenance.source
             key = (source, calls.get(source, row.provenance.initializer))
@@ -91,7 +90,7 @@ def train(cfg: DictConfig) -> None:
     for lint in plan.lints if on_meta else ():
         if not (lint.kind == "stays-on-meta" and lint.level == "info"):
             logger.log(logging.WARNING if lint.level == "warning" else logging.INFO, "%s", lint)
-    print(render_plan(plan, lints=()))
+    print(plan.render(lints=()))
     torch.manual_seed(cfg.seed)
     if on_meta:
         report = ins.materialize(model, "cpu", seed=cfg.init_seed, plan=plan)

@@ -45,7 +45,7 @@ from .errors import InitCfgError, InitCfgTypeError, InitSchemaError, InitUsageEr
 if _TYPE_CHECKING:
     from ._materialize import materialize, params_on_meta, unwritten
     from .engine.compiler import compile_plan, strict
-    from .engine.plan import Action, InitPlan, Lint
+    from .engine.plan import Action, InitPlan, Lint, Writer
     from .engine.report import InitReport, Provenance, ReportRow
     from .engine.sharded import shard_safe
     from .kernels.functions import (
@@ -88,6 +88,7 @@ _TORCH_LAYER = {
     "initialize": "modules",
     "Action": "engine.plan",
     "InitPlan": "engine.plan",
+    "Writer": "engine.plan",
     "InitReport": "engine.report",
     "Provenance": "engine.report",
     "ReportRow": "engine.report",
@@ -164,6 +165,7 @@ __all__ = [  # noqa: RUF022  (grouped by topic, as a reader looks for them)
     "strict",
     "InitPlan",
     "Action",
+    "Writer",
     "Lint",
     "InitReport",
     "Provenance",

@@ -170,6 +170,11 @@ class Action:
             return text + "".join(f" ({note})" for note in notes)
         return self.describe()
 
+    def brief(self) -> str:
+        """The action's initializer in brief: its type and the arguments the rule sets away
+        from their defaults (``Call(method='reset_parameters')``); else :meth:`describe`."""
+        return brief(self.init) if self.init is not None else self.describe()
+
     def brief_param(self, path: str) -> str:
         """As :meth:`describe_param`, with only the arguments the rule sets away from their
         defaults (``Kaiming(mode='fan_in')``, ``0 (bias)``): what a table cell shows."""
@@ -283,6 +288,11 @@ class InitPlan:
             "parameters": [{"path": p, "shape": list(s)} for p, s in self.parameters],
             "stream": self.stream,
         }
+
+    def render(self, lints: Sequence[Lint] | None = None) -> str:
+        """The plan as text: one row per parameter with what writes it last, the buffers it
+        sets, then ``lints`` (default: the plan's own; ``()`` for none). ``str(plan)``."""
+        return render_plan(self, lints)
 
     def __str__(self) -> str:
         return render_plan(self)

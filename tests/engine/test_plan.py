@@ -372,6 +372,28 @@ class TestWriters:
         assert writers["1.bias"].brief() == "0 (bias)"
         assert plan.writers() is writers
 
+    def test_action_brief_and_render(self) -> None:
+        """Action.brief() is the rule as a table shows it (arguments away from their
+        defaults; an opaque step's description), and render(lints=()) is the table without
+        the lints that str(plan) lists."""
+        model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+        rules = [
+            dict(type="Kaiming", layer="Linear", mode="fan_in"),
+            dict(type="Call", layer="Linear", method="reset_parameters"),
+            dict(type="Normal", layer="Conv2d"),
+        ]
+        plan = ins.compile_plan(model, rules, log=False)
+        assert [a.brief() for a in plan.actions] == [
+            "Kaiming(mode='fan_in')",
+            "Kaiming(mode='fan_in')",
+            "Call(method='reset_parameters')",
+            "Call(method='reset_parameters')",
+        ]
+        assert "[unmatched-layer]" in str(plan)
+        assert "Lints:" not in plan.render(lints=())
+        assert plan.render(lints=()).splitlines()[0] == str(plan).splitlines()[0]
+        assert ins.Writer is type(plan.writers()["0.weight"])
+
     def test_diff_searches_no_action(self, tmp_path: Path) -> None:
         """diff finds each parameter's writer by table, not by searching every action's
         parameters per parameter (quadratic for a checkpoint loading the whole model)."""
