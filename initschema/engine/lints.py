@@ -19,7 +19,7 @@ from ..errors import Problem, did_you_mean, join_path, redact
 from ..kernels.builtin import runs_user_code
 from ..sharding.placement import is_sharded
 from ..sharding.streams import elementwise
-from .plan import InitPlan, Lint, last_writers
+from .plan import InitPlan, Lint
 from .walk import possibly_uninitialized
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ def _unreachable_lints(plan: InitPlan) -> list[Lint]:
 
 
 def _shadowed_lints(plan: InitPlan) -> list[Lint]:
-    last = last_writers(plan.actions)
+    last = plan.last_writers()
     by_source: dict[str, list[int]] = {}
     for index, action in enumerate(plan.actions):
         if action.kind in ("write", "load"):
@@ -411,7 +411,7 @@ def _sharded_lints(plan: InitPlan) -> list[Lint]:
     whose initializer is not elementwise is computed whole on every rank; a shard that is
     not one run of the flattened tensor (``Shard(d>0)``) draws every tile its rows cross."""
     whole, strided = [], []
-    final = last_writers(plan.actions)
+    final = plan.last_writers()
     for path, index in final.items():
         action = plan.actions[index]
         tensor = plan.tensors.get(path)

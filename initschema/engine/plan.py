@@ -35,7 +35,6 @@ __all__ = [
     "RuleUse",
     "SubPlan",
     "Writer",
-    "last_writers",
     "render_plan",
     "render_plan_html",
 ]
@@ -314,16 +313,6 @@ def brief(init: Initializer) -> str:
         elif name in changed and name not in ("bias", "bias_prob"):
             shown.append(f"{name}={shown_argument(value)}")
     return f"{init.type_name}({', '.join(shown)})"
-
-
-def last_writers(actions: Sequence[Action]) -> dict[str, int]:
-    """For each tensor written (by a rule or a checkpoint), the index of the last action."""
-    return {
-        path: index
-        for index, action in enumerate(actions)
-        if action.kind in ("write", "load")
-        for path in action.params
-    }
 
 
 def render_plan(plan: InitPlan, lints: Sequence[Lint] | None = None) -> str:
