@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest.mock import patch
@@ -29,6 +27,7 @@ from mmengine.registry import WEIGHT_INITIALIZERS, DefaultScope, Registry  # noq
 import initschema as ins  # noqa: E402
 import initschema.mmengine as door  # noqa: E402
 from initschema_testing.paths import SUPPORT  # noqa: E402
+from initschema_testing.subprocesses import Completed, environ, run_initschema, run_python  # noqa: E402
 
 # The import opened the door for the whole session; other test modules compare with
 # MMEngine's own BaseModule, so it is open only during each test of this module.
@@ -198,9 +197,7 @@ class TestActivation:
             "m = Early(dict(type='Constant', val=2, layer='Linear'))\n"
             "m.init_weights(); print('weight', m.fc.weight.flatten().tolist())\n"
         )
-        run = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-        )
+        run = run_python("-c", code)
         assert run.returncode == 0, run.stderr
         assert "refused: Early.init_cfg.sdt: unknown key 'sdt' for Normal" in run.stdout
         assert "weight [2.0, 2.0, 2.0, 2.0]" in run.stdout
@@ -216,9 +213,7 @@ class TestActivation:
             "sys.meta_path.insert(0, Block())\n"
             "import initschema.mmengine\n"
         )
-        run = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-        )
+        run = run_python("-c", code)
         assert run.returncode == 1
         assert 'pip install "initschema[mmengine]"' in run.stderr
 
@@ -480,16 +475,9 @@ class TestCommand:
         )
         return tmp_path
 
-    def _run(self, cwd: Any, *args: str) -> subprocess.CompletedProcess[str]:
-        import os
-        from pathlib import Path
-
-        script = Path(sys.executable).with_name("initschema")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "initschema"]
-        env = {**os.environ, "PYTHONPATH": str(SUPPORT)}
-        return subprocess.run(
-            [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180
-        )
+    def _run(self, cwd: Any, *args: str) -> Completed:
+        """The ``initschema`` command in ``cwd``, the toy project's modules on PYTHONPATH."""
+        return run_initschema(*args, cwd=cwd, env=environ(SUPPORT), timeout=180)
 
     def test_validate_good(self, configs: Any) -> None:
         """Both init_cfgs (one from _base_, one naming a project's initializer) are valid."""
@@ -541,9 +529,7 @@ class TestCommand:
             "status = main(['validate', 'plain.py']); "
             "print('torch' in sys.modules); sys.exit(status)"
         )
-        result = subprocess.run(
-            [sys.executable, "-c", code], cwd=configs, capture_output=True, text=True, timeout=120
-        )
+        result = run_python("-c", code, cwd=configs)
         assert result.returncode == 1
         assert result.stdout == "False\n"
         assert "model.backbone.init_cfg.mode: 'fan_up' is not a valid mode" in result.stderr
@@ -561,20 +547,9 @@ class TestCommand:
         """A project module beside the config (named in custom_imports) is found without
         PYTHONPATH, as --model and _target_ modules are."""
         import shutil
-        from pathlib import Path
 
         shutil.copy(SUPPORT / "mmengine_toy.py", configs)
-        script = Path(sys.executable).with_name("initschema")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "initschema"]
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        result = subprocess.run(
-            [*command, "validate", "good.py"],
-            cwd=configs,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        result = run_initschema("validate", "good.py", cwd=configs, env=environ(), timeout=180)
         assert result.returncode == 0, result.stderr
         assert result.stdout == "good.py: valid, 2 init_cfgs with 2 rules\n"
 
@@ -627,9 +602,7 @@ class TestCommand:
             "from initschema.cli import main\n"
             "sys.exit(main(['validate', 'good.py']))\n"
         )
-        result = subprocess.run(
-            [sys.executable, "-c", code], cwd=configs, capture_output=True, text=True, timeout=120
-        )
+        result = run_python("-c", code, cwd=configs)
         assert result.returncode == 2
         assert 'needs MMEngine: pip install "initschema[mmengine]"' in result.stderr
 
@@ -666,9 +639,7 @@ except ins.InitSchemaError as error:
 print("unchanged:", torch.equal(before, fc.weight.full_tensor()))
 dist.destroy_process_group()
 """
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    result = run_python("-c", code)
     assert result.returncode == 0, result.stderr
     assert "refused: init_cfg: __main__.ScaledInit would run on '(root)' (Linear)" in result.stdout
     assert "unchanged: True" in result.stdout
