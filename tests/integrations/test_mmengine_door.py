@@ -85,6 +85,17 @@ class Plain(nn.Module):
         nn.init.uniform_(self.fc.weight, -2, 2)
 
 
+WITHOUT_MMENGINE = (
+    "import sys\n"
+    "class Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] == 'mmengine':\n"
+    "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+    "sys.meta_path.insert(0, Block())\n"
+)
+"""The start of a ``python -c`` snippet in which importing MMEngine fails, as where it is
+not installed."""
+
 RULES = [
     dict(type="Kaiming", layer="Conv2d"),
     dict(type="Normal", std=0.2, layer="Linear", override=dict(name="reg", type="Uniform")),
@@ -204,15 +215,7 @@ class TestActivation:
 
     def test_missing_mmengine_names_the_install(self) -> None:
         """Without MMEngine: a ModuleNotFoundError saying which pip install fixes it."""
-        code = (
-            "import sys\n"
-            "class Block:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] == 'mmengine':\n"
-            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-            "sys.meta_path.insert(0, Block())\n"
-            "import initschema.mmengine\n"
-        )
+        code = WITHOUT_MMENGINE + "import initschema.mmengine\n"
         run = run_python("-c", code)
         assert run.returncode == 1
         assert 'pip install "initschema[mmengine]"' in run.stderr
@@ -592,15 +595,8 @@ class TestCommand:
 
     def test_without_mmengine_names_the_install(self, configs: Any) -> None:
         """Without MMEngine, the CONFIG.py forms say which pip install fixes it."""
-        code = (
-            "import sys\n"
-            "class Block:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] == 'mmengine':\n"
-            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-            "sys.meta_path.insert(0, Block())\n"
-            "from initschema.cli import main\n"
-            "sys.exit(main(['validate', 'good.py']))\n"
+        code = WITHOUT_MMENGINE + (
+            "from initschema.cli import main\nsys.exit(main(['validate', 'good.py']))\n"
         )
         result = run_python("-c", code, cwd=configs)
         assert result.returncode == 2
