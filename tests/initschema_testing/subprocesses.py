@@ -60,6 +60,28 @@ def run_initschema(
     return _run([*initschema_command(module=module), *args], cwd, env, timeout, False)
 
 
+def run_initschema_into_head(
+    *args: str,
+    cwd: str | os.PathLike[str],
+    env: dict[str, str] | None = None,
+    read: int = 10,
+    timeout: float = 300,
+) -> Completed:
+    """``initschema ARGS | head -c READ``: the command's first ``read`` bytes of stdout are
+    read, then the pipe is closed under it; its stdout here is those bytes (as text), its
+    stderr all it wrote there, its exit status the one it ended with."""
+    command = [*initschema_command(), *args]
+    with subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        head = process.stdout.read(read)
+        process.stdout.close()
+        stderr = process.stderr.read()
+        status = process.wait(timeout=timeout)
+    return subprocess.CompletedProcess(command, status, head.decode(), stderr.decode())
+
+
 def _run(
     command: list[str],
     cwd: str | os.PathLike[str] | None,

@@ -5,7 +5,6 @@ an experiment file), with no PYTHONPATH, a 100-column terminal, and never a trac
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,7 +12,12 @@ import pytest
 
 from initschema import __version__
 from initschema._cli.yaml_files import CommandError, load_yaml
-from initschema_testing.subprocesses import Completed, environ, initschema_command, run_initschema
+from initschema_testing.subprocesses import (
+    Completed,
+    environ,
+    run_initschema,
+    run_initschema_into_head,
+)
 
 MODELS = """
 import torch
@@ -218,19 +222,10 @@ class TestModelFactory:
         """diff --json | head: the reader leaves early, the command ends quietly."""
         (app / "b.yaml").write_text("linears: {type: Normal, layer: Linear, std: 0.5}\n")
         args = ["diff", "--model", "models:many", "init.yaml", "b.yaml", "--json"]
-        with subprocess.Popen(
-            [*initschema_command(), *args],
-            cwd=app,
-            env=environ(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        ) as process:
-            assert process.stdout is not None and process.stderr is not None
-            assert process.stdout.read(10) == b'{"ok": tru'
-            process.stdout.close()
-            stderr = process.stderr.read().decode()
-            assert process.wait(timeout=300) == 141
-        assert stderr == ""
+        result = run_initschema_into_head(*args, cwd=app, env=environ())
+        assert result.stdout == '{"ok": tru'
+        assert result.returncode == 141
+        assert result.stderr == ""
 
 
 class TestPlantedCode:
