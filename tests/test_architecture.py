@@ -6,23 +6,17 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import textwrap
 
 import pytest
 
 from initschema_testing.paths import ROOT
+from initschema_testing.subprocesses import run_python
 
 
 def _run(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return result.stdout
+    """What ``code`` (dedented) prints in a fresh interpreter; an error if it fails."""
+    return run_python("-c", textwrap.dedent(code), check=True).stdout
 
 
 class TestConfigLanguageWithoutTorch:

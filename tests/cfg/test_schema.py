@@ -7,7 +7,6 @@ import importlib
 import json
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from initschema_testing.example_app import (
     compose_app,
     strategy_overrides,
 )
+from initschema_testing.subprocesses import environ, run_initschema
 
 ROOT = CONF.parent
 CASES = Path(__file__).parent / "schema_cases"
@@ -364,14 +364,15 @@ class TestImport:
         """`python -m initschema schema --import MODULE` finds MODULE on PYTHONPATH."""
         (tmp_path / "my_inits.py").write_text(CUSTOM)
         paths = [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]
-        result = subprocess.run(
-            [sys.executable, "-m", "initschema", "schema", "--strategy", "--import", "my_inits"],
+        result = run_initschema(
+            "schema",
+            "--strategy",
+            "--import",
+            "my_inits",
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
-            capture_output=True,
-            text=True,
+            env=environ(*paths),
             timeout=120,
-            check=False,
+            module=True,
         )
         assert result.returncode == 0, result.stderr
         schema = json.loads(result.stdout)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -17,51 +14,37 @@ import torch
 import initschema as ins
 from initschema.checkpoints.download import ProgressBar, cache_dir, url_for
 from initschema_testing import zoo
+from initschema_testing.downloads import KIT, LocalServer, toy_checkpoint, toy_net_from
 
-KIT = zoo.kits()["initschema"]
 
-
-class Server:
+class Server(LocalServer):
     """Serves ``files``; ``drop`` names files whose first response stops halfway."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.drop: set[str] = set()
         self.requests: list[tuple[str, str | None]] = []
-        server = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                name = self.path.lstrip("/")
-                byte_range = self.headers.get("Range")
-                server.requests.append((name, byte_range))
-                if name not in server.files:
-                    self.send_error(404)
-                    return
-                data = server.files[name]
-                start = int(byte_range.split("=")[1].rstrip("-")) if byte_range else 0
-                self.send_response(206 if start else 200)
-                self.send_header("Content-Length", str(len(data) - start))
-                self.end_headers()
-                if name in server.drop:
-                    server.drop.discard(name)
-                    self.wfile.write(data[start : start + (len(data) - start) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(data[start:])
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def get(self, handler: BaseHTTPRequestHandler) -> None:
+        name = handler.path.lstrip("/")
+        byte_range = handler.headers.get("Range")
+        self.requests.append((name, byte_range))
+        if name not in self.files:
+            handler.send_error(404)
+            return
+        data = self.files[name]
+        start = int(byte_range.split("=")[1].rstrip("-")) if byte_range else 0
+        handler.send_response(206 if start else 200)
+        handler.send_header("Content-Length", str(len(data) - start))
+        handler.end_headers()
+        if name in self.drop:
+            self.drop.discard(name)
+            handler.wfile.write(data[start : start + (len(data) - start) // 2])
+            handler.wfile.flush()
+            handler.close_connection = True
+            return
+        handler.wfile.write(data[start:])
 
 
 @pytest.fixture
@@ -72,42 +55,28 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     running.close()
 
 
-def _checkpoint() -> tuple[dict[str, torch.Tensor], bytes]:
-    torch.manual_seed(3)
-    state = zoo.toy_net(KIT).state_dict()
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return state, buffer.getvalue()
-
-
 def _entry(url: str) -> Path:
     """Where the cache keeps ``url``: a folder named by the URL's SHA-256, the file's name."""
     return cache_dir() / hashlib.sha256(url.encode()).hexdigest()[:32] / url.rpartition("/")[2]
 
 
-def _load(url: str) -> torch.nn.Module:
-    model = zoo.toy_net(KIT)
-    ins.initialize(model, dict(type="Pretrained", checkpoint=url))
-    return model
-
-
 class TestDownload:
     def test_downloaded_once_then_cached(self, server: Server) -> None:
         """The first compile downloads into the cache; the second reads the cache."""
-        state, data = _checkpoint()
+        state, data = toy_checkpoint(3)
         server.files["net.pth"] = data
-        model = _load(f"{server.url}/net.pth")
-        _load(f"{server.url}/net.pth")
+        model = toy_net_from(f"{server.url}/net.pth")
+        toy_net_from(f"{server.url}/net.pth")
         assert torch.equal(model.fc.weight, state["fc.weight"])
         assert server.requests == [("net.pth", None)]
         assert _entry(f"{server.url}/net.pth").read_bytes() == data
 
     def test_resumed_after_a_dropped_connection(self, server: Server) -> None:
         """A connection dropped halfway is resumed with a Range request."""
-        state, data = _checkpoint()
+        state, data = toy_checkpoint(3)
         server.files["net.pth"] = data
         server.drop.add("net.pth")
-        model = _load(f"{server.url}/net.pth")
+        model = toy_net_from(f"{server.url}/net.pth")
         assert torch.equal(model.fc.weight, state["fc.weight"])
         assert server.requests[0] == ("net.pth", None)
         assert server.requests[1][1] is not None and server.requests[1][1].startswith("bytes=")
@@ -115,15 +84,15 @@ class TestDownload:
 
     def test_hash_suffix_checked(self, server: Server) -> None:
         """A name carrying the SHA-256 prefix is accepted when it matches."""
-        _, data = _checkpoint()
+        _, data = toy_checkpoint(3)
         name = f"net-{hashlib.sha256(data).hexdigest()[:8]}.pth"
         server.files[name] = data
-        _load(f"{server.url}/{name}")
+        toy_net_from(f"{server.url}/{name}")
         assert _entry(f"{server.url}/{name}").is_file()
 
     def test_checksum_mismatch(self, server: Server) -> None:
         """A download whose hash differs from its name is an error and is not kept."""
-        _, data = _checkpoint()
+        _, data = toy_checkpoint(3)
         server.files["net-deadbeef.pth"] = data
         model = zoo.toy_net(KIT)
         before = model.fc.weight.clone()
@@ -140,7 +109,7 @@ class TestDownload:
     def test_not_found(self, server: Server) -> None:
         """An HTTP error names the URL and the cache path to place the file at."""
         with pytest.raises(ins.InitCfgError) as info:
-            _load(f"{server.url}/missing.pth")
+            toy_net_from(f"{server.url}/missing.pth")
         assert f"could not download {server.url}/missing.pth (HTTP 404" in str(info.value)
         assert f"put it at {_entry(f'{server.url}/missing.pth')}," in str(info.value)
         assert len(server.requests) == 1  # a 404 is not retried
@@ -150,7 +119,7 @@ class TestDownload:
         url = f"{server.url}/net.pth"
         server.close()
         with pytest.raises(ins.InitCfgError) as info:
-            _load(url)
+            toy_net_from(url)
         assert f"could not download {url}" in str(info.value)
         assert f"put it at {_entry(url)}," in str(info.value)
 
@@ -174,17 +143,17 @@ class TestNames:
     def test_placed_by_hand(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A file put where the error says is used without any network."""
         monkeypatch.setenv("INITSCHEMA_HOME", str(tmp_path))
-        state, data = _checkpoint()
+        state, data = toy_checkpoint(3)
         target = _entry(url_for("torchvision://resnet50", "x"))
         target.parent.mkdir(parents=True)
         target.write_bytes(data)
-        model = _load("torchvision://resnet50")
+        model = toy_net_from("torchvision://resnet50")
         assert torch.equal(model.fc.weight, state["fc.weight"])
 
     def test_unknown_scheme(self) -> None:
         """Other schemes are refused with the ones that work."""
         with pytest.raises(ins.InitCfgError, match="has a scheme initschema cannot read"):
-            _load("s3://bucket/net.pth")
+            toy_net_from("s3://bucket/net.pth")
 
 
 class TestProgressBar:

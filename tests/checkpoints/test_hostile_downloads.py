@@ -15,10 +15,9 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -29,50 +28,32 @@ import initschema as ins
 from initschema.checkpoints import download
 from initschema.checkpoints.download import cache_dir
 from initschema_testing import zoo
+from initschema_testing.downloads import KIT, LocalServer, toy_checkpoint, toy_net_from
 
-KIT = zoo.kits()["initschema"]
 BOUND = 4.0
 """Seconds a misbehaving route goes on at most, whatever the client does."""
 
 Route = Callable[[BaseHTTPRequestHandler], None]
 
 
-class Hostile:
+class Hostile(LocalServer):
     """A server whose routes misbehave on purpose; ``requests`` records (path, headers)."""
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
-        server = self
+        super().__init__(tls)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server.requests.append((self.path, dict(self.headers)))
-                route = server.routes.get(self.path)
-                if route is None:
-                    self.send_error(404)
-                    return
-                try:
-                    route(self)
-                except OSError:  # the client hung up, as it should on a refusal
-                    self.close_connection = True
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        if tls is not None:
-            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
-        scheme = "https" if tls is not None else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def get(self, handler: BaseHTTPRequestHandler) -> None:
+        self.requests.append((handler.path, dict(handler.headers)))
+        route = self.routes.get(handler.path)
+        if route is None:
+            handler.send_error(404)
+            return
+        try:
+            route(handler)
+        except OSError:  # the client hung up, as it should on a refusal
+            handler.close_connection = True
 
 
 def serve(data: bytes) -> Route:
@@ -186,14 +167,6 @@ def tls_server(
     running.close()
 
 
-def _checkpoint(seed: int) -> tuple[dict[str, torch.Tensor], bytes]:
-    torch.manual_seed(seed)
-    state = zoo.toy_net(KIT).state_dict()
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return state, buffer.getvalue()
-
-
 def _files(root: Path) -> set[Path]:
     return {p for p in root.rglob("*") if not p.is_dir()}
 
@@ -227,21 +200,15 @@ def _refused(tmp_path: Path, url: str, *texts: str) -> tuple[str, float]:
     return message, took
 
 
-def _load(url: str) -> torch.nn.Module:
-    model = zoo.toy_net(KIT)
-    ins.initialize(model, dict(type="Pretrained", checkpoint=url))
-    return model
-
-
 class TestCacheEntries:
     def test_same_name_other_folder(self, server: Hostile) -> None:
         """/a/model.pth and /b/model.pth are two entries: each loads its own weights."""
-        state_a, data_a = _checkpoint(1)
-        state_b, data_b = _checkpoint(2)
+        state_a, data_a = toy_checkpoint(1)
+        state_b, data_b = toy_checkpoint(2)
         server.routes["/a/model.pth"] = serve(data_a)
         server.routes["/b/model.pth"] = serve(data_b)
-        model_a = _load(f"{server.url}/a/model.pth")
-        model_b = _load(f"{server.url}/b/model.pth")
+        model_a = toy_net_from(f"{server.url}/a/model.pth")
+        model_b = toy_net_from(f"{server.url}/b/model.pth")
         assert torch.equal(model_a.fc.weight, state_a["fc.weight"])
         assert torch.equal(model_b.fc.weight, state_b["fc.weight"])
         assert not torch.equal(state_a["fc.weight"], state_b["fc.weight"])
@@ -262,7 +229,7 @@ class TestCacheEntries:
 
     def test_partial_removed_after_failing(self, tmp_path: Path, server: Hostile) -> None:
         """A download that never completes leaves no .partial file, and no entry."""
-        server.routes["/net.pth"] = half(_checkpoint(1)[1])
+        server.routes["/net.pth"] = half(toy_checkpoint(1)[1])
         _refused(tmp_path, f"{server.url}/net.pth", f"could not download {server.url}/net.pth")
         assert len(server.requests) == 3
         assert _files(tmp_path / "home") == set()
@@ -288,7 +255,7 @@ class TestCredentials:
     ) -> None:
         """user:password@ is sent as Basic authorization, and appears in no plan text,
         JSON, lint, log or progress label."""
-        state, _ = _checkpoint(1)
+        state, _ = toy_checkpoint(1)
         del state["fc.bias"]  # a lint names the checkpoint
         buffer = io.BytesIO()
         torch.save(state, buffer)
@@ -332,10 +299,10 @@ class TestCredentials:
 
     def test_not_sent_on_after_a_redirect(self, server: Hostile) -> None:
         """The credentials go to the URL named, not to where it redirects."""
-        state, data = _checkpoint(1)
+        state, data = toy_checkpoint(1)
         server.routes["/net.pth"] = redirect(f"{server.url}/elsewhere/net.pth")
         server.routes["/elsewhere/net.pth"] = serve(data)
-        model = _load(self._url(server, "/net.pth"))
+        model = toy_net_from(self._url(server, "/net.pth"))
         assert torch.equal(model.fc.weight, state["fc.weight"])
         assert "Authorization" in server.requests[0][1]
         assert server.requests[1][0] == "/elsewhere/net.pth"
@@ -410,7 +377,7 @@ class TestBounded:
     ) -> None:
         """INITSCHEMA_DOWNLOAD_MAX_BYTES takes units; a checkpoint over it is refused."""
         monkeypatch.setenv("INITSCHEMA_DOWNLOAD_MAX_BYTES", "1k")
-        server.routes["/net.pth"] = serve(_checkpoint(1)[1])
+        server.routes["/net.pth"] = serve(toy_checkpoint(1)[1])
         _refused(tmp_path, f"{server.url}/net.pth", "more than the 1024 bytes")
 
     def test_undeclared_endless_body(
@@ -451,9 +418,9 @@ class TestBounded:
 class TestHTTPS:
     def test_loads(self, tls_server: Hostile) -> None:
         """A checkpoint over https loads (the watched connection is a TLS one)."""
-        state, data = _checkpoint(1)
+        state, data = toy_checkpoint(1)
         tls_server.routes["/net.pth"] = serve(data)
-        model = _load(f"{tls_server.url}/net.pth")
+        model = toy_net_from(f"{tls_server.url}/net.pth")
         assert torch.equal(model.fc.weight, state["fc.weight"])
 
     def test_slow_drip(
@@ -493,10 +460,10 @@ class TestRedirects:
 
     def test_to_http_followed(self, server: Hostile) -> None:
         """An http redirect is followed, and the file kept under the URL asked for."""
-        state, data = _checkpoint(1)
+        state, data = toy_checkpoint(1)
         server.routes["/net.pth"] = redirect("/real/net-file.pth")
         server.routes["/real/net-file.pth"] = serve(data)
-        model = _load(f"{server.url}/net.pth")
+        model = toy_net_from(f"{server.url}/net.pth")
         assert torch.equal(model.fc.weight, state["fc.weight"])
         key = hashlib.sha256(f"{server.url}/net.pth".encode()).hexdigest()[:32]
         assert (cache_dir() / key / "net.pth").read_bytes() == data

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from initschema_testing.paths import ROOT
+from initschema_testing.subprocesses import Completed, environ, run_initschema, run_python
 
 CONF = ROOT / "conf"
 GOOD = "convs: {type: Kaiming, layer: Conv2d, mode: fan_in}\nhead: {type: Normal, layer: Linear}\n"
@@ -23,21 +21,10 @@ FACTORY = (
 )
 
 
-def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(tmp_path: Path, *args: str) -> Completed:
     """The ``initschema`` console script (``python -m initschema`` where it is not installed
     next to this Python) in ``tmp_path``, where the files and factories are."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "examples")])}
-    script = Path(sys.executable).with_name("initschema")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "initschema"]
-    return subprocess.run(
-        [*command, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=tmp_path,
-        env=env,
-    )
+    return run_initschema(*args, cwd=tmp_path, env=environ(tmp_path, ROOT / "examples"))
 
 
 @pytest.fixture
@@ -93,9 +80,7 @@ class TestValidate:
             "import sys; from initschema.cli import main; "
             "rc = main(['validate', 'bad.yaml']); print(rc, 'torch' in sys.modules)"
         )
-        result = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, cwd=files, timeout=120
-        )
+        result = run_python("-c", code, cwd=files)
         assert result.stdout.split() == ["1", "False"]
 
     def test_hydra_config(self, tmp_path: Path) -> None:
@@ -242,9 +227,7 @@ class TestReport:
             "import sys; sys.modules['matplotlib'] = None; from initschema.cli import main; "
             "sys.exit(main(['report', '--model', 'nets:net', '--plot', 'out.png']))"
         )
-        result = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, cwd=files, timeout=120
-        )
+        result = run_python("-c", code, cwd=files)
         assert result.returncode == 2
         assert "initschema report: error: --plot: Drawing the report needs matplotlib" in (
             result.stderr

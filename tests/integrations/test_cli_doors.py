@@ -5,9 +5,6 @@ an experiment file), with no PYTHONPATH, a 100-column terminal, and never a trac
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +12,12 @@ import pytest
 
 from initschema import __version__
 from initschema._cli.yaml_files import CommandError, load_yaml
+from initschema_testing.subprocesses import (
+    Completed,
+    environ,
+    run_initschema,
+    run_initschema_into_head,
+)
 
 MODELS = """
 import torch
@@ -73,18 +76,10 @@ model:
 PLANTED = 'open({marker!r}, "w").write("planted code ran")\n'
 
 
-def _run(cwd: Path, *args: str, module: bool = False) -> subprocess.CompletedProcess[str]:
+def _run(cwd: Path, *args: str, module: bool = False) -> Completed:
     """The installed console script (or ``python -m initschema``) in ``cwd``: no PYTHONPATH,
     100 columns; no run may print a traceback."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["COLUMNS"] = "100"
-    script = Path(sys.executable).with_name("initschema")
-    command = (
-        [sys.executable, "-m", "initschema"] if module or not script.exists() else [str(script)]
-    )
-    result = subprocess.run(
-        [*command, *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env
-    )
+    result = run_initschema(*args, cwd=cwd, env=environ(COLUMNS="100"), module=module)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 
@@ -226,19 +221,11 @@ class TestModelFactory:
     def test_broken_pipe(self, app: Path) -> None:
         """diff --json | head: the reader leaves early, the command ends quietly."""
         (app / "b.yaml").write_text("linears: {type: Normal, layer: Linear, std: 0.5}\n")
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        script = Path(sys.executable).with_name("initschema")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "initschema"]
         args = ["diff", "--model", "models:many", "init.yaml", "b.yaml", "--json"]
-        with subprocess.Popen(
-            [*command, *args], cwd=app, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        ) as process:
-            assert process.stdout is not None and process.stderr is not None
-            assert process.stdout.read(10) == b'{"ok": tru'
-            process.stdout.close()
-            stderr = process.stderr.read().decode()
-            assert process.wait(timeout=300) == 141
-        assert stderr == ""
+        result = run_initschema_into_head(*args, cwd=app, env=environ())
+        assert result.stdout == '{"ok": tru'
+        assert result.returncode == 141
+        assert result.stderr == ""
 
 
 class TestPlantedCode:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import initschema
 from initschema_testing.paths import ROOT
+from initschema_testing.subprocesses import Completed, run_python
 
 DOCS = ROOT / "docs"
 
@@ -19,16 +18,9 @@ def _blocks(path: Path, language: str) -> list[str]:
     return re.findall(rf"^```{language}\n(.*?)^```$", path.read_text(), re.M | re.S)
 
 
-def _run(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(code: str, cwd: Path) -> Completed:
     """Run code in a fresh interpreter, as a reader pasting it into a file would."""
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=cwd,
-    )
+    return run_python("-c", code, cwd=cwd)
 
 
 class TestReadme:

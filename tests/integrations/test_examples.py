@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from initschema_testing.paths import ROOT
+from initschema_testing.subprocesses import Completed, run_python
 
 
 def test_tutorial_runs() -> None:
     """examples/tutorial.py runs every section and shows plans, reports and the error."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "tutorial.py")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python(str(ROOT / "examples" / "tutorial.py"))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for number in range(1, 9):
@@ -26,16 +19,9 @@ def test_tutorial_runs() -> None:
     assert "InitCfgError: TwoConvNet.init_cfg.mode: 'fan_middle' is not a valid mode" in out
 
 
-def _train(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _train(tmp_path: Path, *args: str) -> Completed:
     """Run the Hydra app as a user would (its outputs/ go under tmp_path)."""
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "train.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=tmp_path,
-    )
+    return run_python(str(ROOT / "examples" / "train.py"), *args, cwd=tmp_path, timeout=300)
 
 
 def test_train_good_config(tmp_path: Path) -> None:

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +18,7 @@ from torch import nn
 
 import initschema as ins
 from initschema_testing.paths import ROOT
+from initschema_testing.subprocesses import environ, run_initschema
 
 TYPES = [
     "Constant",
@@ -269,16 +266,8 @@ class TestValidateCommand:
             expected = True
         except ins.InitCfgError:
             expected = False
-        script = Path(sys.executable).with_name("initschema")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "initschema"]
-        run = subprocess.run(
-            [*command, "validate", str(path), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            cwd=folder,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        run = run_initschema(
+            "validate", str(path), "--json", cwd=folder, env=environ(ROOT), timeout=120
         )
         assert "Traceback" not in run.stderr, run.stderr
         assert run.returncode in (0, 1), run.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from initschema_testing.example_app import (
     strategy_overrides,
     train,
 )
+from initschema_testing.subprocesses import Completed, environ, run_python
 
 
 @pytest.fixture(scope="module")
@@ -377,7 +377,6 @@ class TestPickling:
     def test_child_process_unpickles(self, tmp_path: Path) -> None:
         """A fresh process (as a spawn start) unpickles the config by importing initschema."""
         import pickle
-        import subprocess
 
         cfg = compose_app(
             ["init_strategy@model.init_cfg=resnet_kaiming", "model.init_cfg.convs.mode=fan_in"]
@@ -387,13 +386,7 @@ class TestPickling:
             "import pickle, sys; mode = pickle.load(open(sys.argv[1], 'rb')).model.init_cfg.convs"
             ".mode; print(type(mode).__name__, mode.value)"
         )
-        result = subprocess.run(
-            [sys.executable, "-c", code, str(tmp_path / "cfg.pkl")],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
+        result = run_python("-c", code, str(tmp_path / "cfg.pkl"), check=True)
         assert result.stdout.split() == ["KaimingMode", "fan_in"]
 
 
@@ -502,17 +495,8 @@ def _app(tmp_path: Path, body: str) -> Path:
     return tmp_path / "app.py"
 
 
-def _run_app(app: Path, *args: str) -> Any:
-    import subprocess
-
-    return subprocess.run(
-        [sys.executable, str(app), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=app.parent,
-    )
+def _run_app(app: Path, *args: str) -> Completed:
+    return run_python(str(app), *args, cwd=app.parent, timeout=300)
 
 
 class TestValidatedTask:
@@ -601,17 +585,13 @@ class TestPlugin:
             "class ScaledInit(ins.WeightInit):\n    scale: float = 1.0\n"
         )
         app = self._app(tmp_path / "app", "net:\n  init_cfg: {}\n")
-        import os
-        import subprocess
-
-        result = subprocess.run(
-            [sys.executable, str(app), "+init@net.init_cfg.s=scaled", "net.init_cfg.s.scale=3"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
+        result = run_python(
+            str(app),
+            "+init@net.init_cfg.s=scaled",
+            "net.init_cfg.s.scale=3",
             cwd=app.parent,
-            env={**os.environ, "PYTHONPATH": str(site)},
+            env=environ(site),
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr
         assert OmegaConf.create(result.stdout).net.init_cfg.s == {

@@ -6,14 +6,12 @@ bad job, a callback recording how each job ended, the validated task called by a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from initschema_testing.subprocesses import Completed, environ, run_python
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
 
@@ -142,18 +140,11 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _run(app: Path, *args: str, script: str = "app.py") -> Any:
-    env = {**os.environ, "PYTHONPATH": f"{app}{os.pathsep}{app / 'site'}"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [sys.executable, script, *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-        cwd=app,
-        env=env,
-    )
+def _run(app: Path, *args: str, script: str = "app.py") -> Completed:
+    """``python SCRIPT ARGS`` in the app's folder, the app and its site/ on PYTHONPATH, with
+    Hydra's short error messages (no HYDRA_FULL_ERROR)."""
+    env = environ(app, app / "site", unset=["HYDRA_FULL_ERROR"])
+    return run_python(script, *args, cwd=app, env=env, timeout=240)
 
 
 def _error_lines(text: str) -> list[str]:

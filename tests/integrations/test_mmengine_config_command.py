@@ -6,14 +6,17 @@ report's lints, in text and JSON."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from initschema_testing.paths import SUPPORT
+from initschema_testing.subprocesses import (
+    Completed,
+    environ,
+    run_initschema,
+    run_initschema_into_head,
+)
 
 pytest.importorskip("mmengine")
 
@@ -40,16 +43,9 @@ class Wide(BaseModule):
 """
 
 
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("initschema")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "initschema"]
-
-
-def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(SUPPORT)}
-    return subprocess.run(
-        [*_command(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180
-    )
+def _run(cwd: Path, *args: str) -> Completed:
+    """The ``initschema`` command in ``cwd``, the toy project's modules on PYTHONPATH."""
+    return run_initschema(*args, cwd=cwd, env=environ(SUPPORT), timeout=180)
 
 
 @pytest.fixture
@@ -108,14 +104,8 @@ def test_report_lists_lints(project: Path) -> None:
 def test_closed_pipe_exits_quietly(project: Path) -> None:
     """plan CONFIG.py --json | head on a plan larger than a pipe holds: exit 141 and
     nothing on stderr (the CONFIG.py form printed BrokenPipeError's traceback)."""
-    env = {**os.environ, "PYTHONPATH": str(SUPPORT)}
     args = ["plan", "wide_cfg.py", "--json"]
-    with subprocess.Popen(
-        [*_command(), *args], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    ) as process:
-        assert process.stdout is not None and process.stderr is not None
-        assert process.stdout.read(10) == b'{"ok": tru'
-        process.stdout.close()
-        stderr = process.stderr.read().decode()
-        assert process.wait(timeout=300) == 141
-    assert stderr == ""
+    result = run_initschema_into_head(*args, cwd=project, env=environ(SUPPORT))
+    assert result.stdout == '{"ok": tru'
+    assert result.returncode == 141
+    assert result.stderr == ""

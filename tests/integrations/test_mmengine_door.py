@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest.mock import patch
@@ -29,6 +27,7 @@ from mmengine.registry import WEIGHT_INITIALIZERS, DefaultScope, Registry  # noq
 import initschema as ins  # noqa: E402
 import initschema.mmengine as door  # noqa: E402
 from initschema_testing.paths import SUPPORT  # noqa: E402
+from initschema_testing.subprocesses import Completed, environ, run_initschema, run_python  # noqa: E402
 
 # The import opened the door for the whole session; other test modules compare with
 # MMEngine's own BaseModule, so it is open only during each test of this module.
@@ -85,6 +84,17 @@ class Plain(nn.Module):
     def init_weights(self) -> None:
         nn.init.uniform_(self.fc.weight, -2, 2)
 
+
+WITHOUT_MMENGINE = (
+    "import sys\n"
+    "class Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] == 'mmengine':\n"
+    "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+    "sys.meta_path.insert(0, Block())\n"
+)
+"""The start of a ``python -c`` snippet in which importing MMEngine fails, as where it is
+not installed."""
 
 RULES = [
     dict(type="Kaiming", layer="Conv2d"),
@@ -198,27 +208,15 @@ class TestActivation:
             "m = Early(dict(type='Constant', val=2, layer='Linear'))\n"
             "m.init_weights(); print('weight', m.fc.weight.flatten().tolist())\n"
         )
-        run = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-        )
+        run = run_python("-c", code)
         assert run.returncode == 0, run.stderr
         assert "refused: Early.init_cfg.sdt: unknown key 'sdt' for Normal" in run.stdout
         assert "weight [2.0, 2.0, 2.0, 2.0]" in run.stdout
 
     def test_missing_mmengine_names_the_install(self) -> None:
         """Without MMEngine: a ModuleNotFoundError saying which pip install fixes it."""
-        code = (
-            "import sys\n"
-            "class Block:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] == 'mmengine':\n"
-            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-            "sys.meta_path.insert(0, Block())\n"
-            "import initschema.mmengine\n"
-        )
-        run = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-        )
+        code = WITHOUT_MMENGINE + "import initschema.mmengine\n"
+        run = run_python("-c", code)
         assert run.returncode == 1
         assert 'pip install "initschema[mmengine]"' in run.stderr
 
@@ -480,16 +478,9 @@ class TestCommand:
         )
         return tmp_path
 
-    def _run(self, cwd: Any, *args: str) -> subprocess.CompletedProcess[str]:
-        import os
-        from pathlib import Path
-
-        script = Path(sys.executable).with_name("initschema")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "initschema"]
-        env = {**os.environ, "PYTHONPATH": str(SUPPORT)}
-        return subprocess.run(
-            [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180
-        )
+    def _run(self, cwd: Any, *args: str) -> Completed:
+        """The ``initschema`` command in ``cwd``, the toy project's modules on PYTHONPATH."""
+        return run_initschema(*args, cwd=cwd, env=environ(SUPPORT), timeout=180)
 
     def test_validate_good(self, configs: Any) -> None:
         """Both init_cfgs (one from _base_, one naming a project's initializer) are valid."""
@@ -541,9 +532,7 @@ class TestCommand:
             "status = main(['validate', 'plain.py']); "
             "print('torch' in sys.modules); sys.exit(status)"
         )
-        result = subprocess.run(
-            [sys.executable, "-c", code], cwd=configs, capture_output=True, text=True, timeout=120
-        )
+        result = run_python("-c", code, cwd=configs)
         assert result.returncode == 1
         assert result.stdout == "False\n"
         assert "model.backbone.init_cfg.mode: 'fan_up' is not a valid mode" in result.stderr
@@ -561,20 +550,9 @@ class TestCommand:
         """A project module beside the config (named in custom_imports) is found without
         PYTHONPATH, as --model and _target_ modules are."""
         import shutil
-        from pathlib import Path
 
         shutil.copy(SUPPORT / "mmengine_toy.py", configs)
-        script = Path(sys.executable).with_name("initschema")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "initschema"]
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        result = subprocess.run(
-            [*command, "validate", "good.py"],
-            cwd=configs,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        result = run_initschema("validate", "good.py", cwd=configs, env=environ(), timeout=180)
         assert result.returncode == 0, result.stderr
         assert result.stdout == "good.py: valid, 2 init_cfgs with 2 rules\n"
 
@@ -617,19 +595,10 @@ class TestCommand:
 
     def test_without_mmengine_names_the_install(self, configs: Any) -> None:
         """Without MMEngine, the CONFIG.py forms say which pip install fixes it."""
-        code = (
-            "import sys\n"
-            "class Block:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] == 'mmengine':\n"
-            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-            "sys.meta_path.insert(0, Block())\n"
-            "from initschema.cli import main\n"
-            "sys.exit(main(['validate', 'good.py']))\n"
+        code = WITHOUT_MMENGINE + (
+            "from initschema.cli import main\nsys.exit(main(['validate', 'good.py']))\n"
         )
-        result = subprocess.run(
-            [sys.executable, "-c", code], cwd=configs, capture_output=True, text=True, timeout=120
-        )
+        result = run_python("-c", code, cwd=configs)
         assert result.returncode == 2
         assert 'needs MMEngine: pip install "initschema[mmengine]"' in result.stderr
 
@@ -666,9 +635,7 @@ except ins.InitSchemaError as error:
 print("unchanged:", torch.equal(before, fc.weight.full_tensor()))
 dist.destroy_process_group()
 """
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    result = run_python("-c", code)
     assert result.returncode == 0, result.stderr
     assert "refused: init_cfg: __main__.ScaledInit would run on '(root)' (Linear)" in result.stdout
     assert "unchanged: True" in result.stdout

@@ -4,9 +4,6 @@ of ``tests/initschema_testing/mmengine_toy.py``, once with MMEngine alone and on
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +11,7 @@ import pytest
 import torch
 
 from initschema_testing.paths import SUPPORT
+from initschema_testing.subprocesses import environ, run_python
 
 pytest.importorskip("mmengine.runner")
 pytestmark = pytest.mark.openmmlab
@@ -54,15 +52,7 @@ def _train(tmp_path: Path, name: str, imports: list[str]) -> dict[str, Any]:
     text = CONFIG.format(work_dir=str(work_dir), init_out=str(init_out), imports=imports)
     config.write_text(text)
     code = f"import mmengine_toy; mmengine_toy.main({str(config)!r}, {str(out)!r})"
-    env = {**os.environ, "PYTHONPATH": str(SUPPORT)}
-    run = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
+    run = run_python("-c", code, cwd=tmp_path, env=environ(SUPPORT), timeout=TIMEOUT_S)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     (log,) = work_dir.glob("*/*.log")
     return {

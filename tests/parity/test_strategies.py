@@ -33,6 +33,7 @@ import initschema.hydra as ins_hydra
 from initschema_testing.example_app import ROOT, compose_app, train
 from initschema_testing.paths import TESTS
 from initschema_testing.stats import ks_distance
+from initschema_testing.subprocesses import run_python
 
 K = 6.0
 """Standard errors allowed (as tests/kernels/test_modern.py): a false failure is a
@@ -442,13 +443,7 @@ class TestAgainstMmpretrain:
         standard errors of their difference and the two samples' KS distance below the
         critical value of a 10⁻⁸ level."""
         script = MMPRETRAIN_VIT.format(tests=str(TESTS))
-        result = subprocess.run(
-            [sys.executable, "-c", script, str(tmp_path / "mmpretrain.pt")],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        result = run_python("-c", script, str(tmp_path / "mmpretrain.pt"), timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
         theirs = {_renamed(k): v for k, v in torch.load(tmp_path / "mmpretrain.pt").items()}
         model, _, _ = _initialize(
