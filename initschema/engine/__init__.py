@@ -1,2 +1,2 @@
-"""From a model and its rules to written weights: walk → emit → compile → plan →
-execute → report."""
+"""From a model and its rules to written weights: compile (rules in MMEngine's order,
+each emitted as checked actions) → plan → execute → report."""
