@@ -18,10 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from .engine.compiler import compile_plan, is_base_module
-from .engine.lints import unwritten_meta
 from .engine.plan import InitPlan
 from .engine.report import InitReport
 from .engine.sharded import check_sharded
+from .engine.tensor_lints import unwritten_meta
 from .errors import InitUsageError
 from .sharding.placement import is_sharded, local_box
 

@@ -20,7 +20,6 @@ origins of values in :mod:`initschema._hydra.origins`.
 
 from __future__ import annotations
 
-import enum
 import functools
 import inspect
 import logging
@@ -31,8 +30,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from hydra.errors import CompactHydraException
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
 import initschema
 
@@ -46,10 +44,11 @@ from ._hydra.configs import (
     structured_config,
     target_of,
 )
+from ._hydra.nodes import init_cfg_nodes, plain_value, resolved, with_typed
 from ._hydra.origins import annotate, split_path
 from .cfg.init_cfg import InitCfg, parse_init_cfg
 from .cfg.registry import option_name
-from .errors import InitCfgError, Problem, join_path
+from .errors import InitCfgError, Problem
 
 __all__ = [
     "ENTRY_POINTS",
@@ -93,75 +92,9 @@ INIT_CFG_KEYS: tuple[str, ...] = ("init_cfg", "init_rules")
 (a plain ``nn.Module``, planned with :func:`plan_rules`)."""
 
 
-def _init_cfg_nodes(node: Any, path: str, names: Sequence[str]) -> Iterator[tuple[str, Any, Any]]:
-    """(config path, parent, key) of every node under one of ``names``, at any depth."""
-    keys: Any = node.keys() if isinstance(node, DictConfig) else range(len(node))
-    for key in keys:
-        child_path = join_path(path, key)
-        if key == "hydra" and not path:
-            continue
-        if key in names:
-            yield child_path, node, key
-            continue
-        child = node._get_node(key)
-        if isinstance(child, DictConfig | ListConfig) and not child._is_missing():
-            yield from _init_cfg_nodes(child, child_path, names)
-
-
 def init_cfg_paths(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> list[str]:
     """The config paths of every node under one of ``keys`` in ``cfg``, at any depth."""
-    return [path for path, _, _ in _init_cfg_nodes(cfg, "", keys)]
-
-
-_DEPTH = 64
-"""Deeper values than this (a resolver's output) are no rule: refused at their path."""
-
-
-def _plain(parent: Any, key: Any, path: str, problems: list[Problem], depth: int = 0) -> Any:
-    """The resolved Python value of ``parent[key]``; every ``???`` and broken interpolation
-    in it becomes a problem at its full config path."""
-    if depth > _DEPTH:
-        problems.append(Problem(path, f"the value is nested more than {_DEPTH} levels deep."))
-        return None
-    if OmegaConf.is_missing(parent, key):
-        problems.append(
-            Problem(path, f"no value given (???); set it, e.g. on the command line: {path}=...")
-        )
-        return None
-    try:
-        value = parent[key]
-    except OmegaConfBaseException as error:
-        problems.append(
-            Problem(
-                path,
-                f"cannot resolve {parent._get_node(key)._value()!r}: {str(error).splitlines()[0]}",
-            )
-        )
-        return None
-    if isinstance(value, DictConfig):
-        keys = value.keys()
-        return {k: _plain(value, k, join_path(path, str(k)), problems, depth + 1) for k in keys}
-    if isinstance(value, ListConfig):
-        items = range(len(value))
-        return [_plain(value, i, join_path(path, i), problems, depth + 1) for i in items]
-    if isinstance(value, list | tuple | dict):  # a resolver's output, in a typed node
-        return _nested(value, path, problems, depth)
-    return value.value if isinstance(value, enum.Enum) else value
-
-
-def _nested(value: Any, path: str, problems: list[Problem], depth: int) -> Any:
-    """``value`` when no deeper than the limit, else None and a problem at ``path``."""
-    stack = [(value, depth)]
-    while stack:
-        item, level = stack.pop()
-        if level > _DEPTH:
-            problems.append(Problem(path, f"the value is nested more than {_DEPTH} levels deep."))
-            return None
-        if isinstance(item, list | tuple):
-            stack += [(child, level + 1) for child in item]
-        elif isinstance(item, dict):
-            stack += [(child, level + 1) for child in item.values()]
-    return value
+    return [path for path, _, _ in init_cfg_nodes(cfg, "", keys)]
 
 
 def validate(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> dict[str, InitCfg]:
@@ -179,9 +112,9 @@ def _validate(root: Any, node: Any, at: str, keys: Sequence[str]) -> dict[str, I
     """:func:`validate` for the nodes under ``node`` (at config path ``at`` of ``root``)."""
     problems: list[Problem] = []
     found: dict[str, InitCfg] = {}
-    for path, parent, key in _init_cfg_nodes(node, at, keys):
+    for path, parent, key in init_cfg_nodes(node, at, keys):
         unresolved: list[Problem] = []
-        value = _plain(parent, key, path, unresolved)
+        value = plain_value(parent, key, path, unresolved)
         problems += unresolved
         try:
             init_cfg = parse_init_cfg(value, path)
@@ -205,33 +138,8 @@ def typed_container(cfg: Any, keys: Sequence[str] = INIT_CFG_KEYS) -> Any:
     plain: dict[str, Any] = {}
     for key in cfg.keys():
         if key != "hydra":  # Hydra's own node holds run-time interpolations
-            plain[key] = _resolved(cfg, key, str(key))
-    return _with_typed(plain, typed, "")
-
-
-def _resolved(parent: Any, key: Any, path: str) -> Any:
-    """``parent[key]`` as plain Python, resolved; an interpolation that does not resolve
-    is an :class:`InitCfgError` at its path."""
-    try:
-        child = parent._get_node(key)
-        if isinstance(child, DictConfig | ListConfig):
-            return OmegaConf.to_container(child, resolve=True, enum_to_str=True)
-        return parent[key]
-    except OmegaConfBaseException as error:
-        where = join_path(path, *split_path(error.full_key or "")[len(split_path(path)) :])
-        raise InitCfgError.single(where, f"cannot resolve: {str(error).splitlines()[0]}") from None
-
-
-def _with_typed(plain: Any, typed: dict[str, InitCfg], at: str) -> Any:
-    """``plain`` (the container of config path ``at``) with its init_cfg nodes typed."""
-    skip = len(split_path(at)) if at else 0
-    for path, init_cfg in typed.items():
-        *parents, last = split_path(path)[skip:]
-        node: Any = plain
-        for part in parents:
-            node = node[part]
-        node[last] = init_cfg
-    return plain
+            plain[key] = resolved(cfg, key, str(key))
+    return with_typed(plain, typed, "")
 
 
 @contextmanager
@@ -288,7 +196,7 @@ def instantiate_and_plan(
             parent = root
             for part in parents:
                 parent = parent._get_node(part)
-            spec = _with_typed(_resolved(parent, last, full_key), typed, full_key)
+            spec = with_typed(resolved(parent, last, full_key), typed, full_key)
         else:
             spec = typed_container(root, keys)
         if meta:
@@ -339,7 +247,7 @@ def plan_rules(
         if not isinstance(parent, DictConfig) or last not in parent.keys():
             raise InitCfgError.single(key, f"the config has no {key!r}; add the rules there.")
         problems: list[Problem] = []
-        value = _plain(parent, last, key, problems)
+        value = plain_value(parent, last, key, problems)
         if problems:
             raise InitCfgError(problems)
         return initschema.compile_plan(model, value, path=key, strict=strict, log=log)

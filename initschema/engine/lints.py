@@ -8,28 +8,22 @@ initschema keeps the behaviour and says so.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-
-from torch import Tensor
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..cfg.opaque import OpaqueInit
 from ..cfg.weight_init import WeightInit
 from ..errors import Problem, did_you_mean, join_path, redact
 from ..kernels.builtin import runs_user_code
-from ..sharding.placement import is_sharded
-from ..sharding.streams import elementwise
-from .plan import InitPlan, Lint
-from .walk import possibly_uninitialized
+from .plan import SHOWN, InitPlan, Lint, listed, more
+from .tensor_lints import default_lints, meta_lints, sharded_lints
 
 if TYPE_CHECKING:
     from ..checkpoints.pretrained import KeyMatch
 
-__all__ = ["Lint", "deferred_lints", "find_lints", "unwritten_meta"]
+__all__ = ["Lint", "deferred_lints", "find_lints"]
 
 logger = logging.getLogger("initschema")
-
-_SHOWN = 5
 
 
 def load_lints(source: str, checkpoint: str, path: str, match: KeyMatch) -> list[Lint]:
@@ -42,7 +36,7 @@ def load_lints(source: str, checkpoint: str, path: str, match: KeyMatch) -> list
             Lint(
                 "load-hooks-unchecked",
                 source,
-                f"the load code of {_names(match.hooks)} failed on a dry run over meta "
+                f"the load code of {listed(match.hooks)} failed on a dry run over meta "
                 f"tensors ({match.unchecked}), so the keys and shapes of {checkpoint!r} are "
                 f"checked only as it loads, and the plan assumes it may write every tensor "
                 f"of {where}.",
@@ -55,10 +49,10 @@ def load_lints(source: str, checkpoint: str, path: str, match: KeyMatch) -> list
             Lint(
                 "load-hooks",
                 source,
-                f"{checkpoint!r} loads through the load code of {_names(match.hooks)}, as "
+                f"{checkpoint!r} loads through the load code of {listed(match.hooks)}, as "
                 f"in MMEngine; "
                 + (
-                    f"it renamed or reshaped {len(changes)} entries: {_names(changes)}."
+                    f"it renamed or reshaped {len(changes)} entries: {listed(changes)}."
                     if changes
                     else "it changed no key or shape."
                 ),
@@ -66,13 +60,13 @@ def load_lints(source: str, checkpoint: str, path: str, match: KeyMatch) -> list
             )
         )
     if match.mismatched:
-        detail = "; ".join(f"{k}: {why}" for k, why in match.mismatched[:_SHOWN])
+        detail = "; ".join(f"{k}: {why}" for k, why in match.mismatched[:SHOWN])
         found.append(
             Lint(
                 "checkpoint-mismatch",
                 source,
                 f"{len(match.mismatched)} entries of {checkpoint!r} do not fit "
-                f"{where} and are skipped ({detail}{_more(match.mismatched)}).",
+                f"{where} and are skipped ({detail}{more(match.mismatched)}).",
             )
         )
     if match.missing:
@@ -81,7 +75,7 @@ def load_lints(source: str, checkpoint: str, path: str, match: KeyMatch) -> list
                 "checkpoint-missing",
                 source,
                 f"{len(match.missing)} keys of {where} are not in {checkpoint!r} "
-                f"and keep their values: {_names(match.missing)}.",
+                f"and keep their values: {listed(match.missing)}.",
             )
         )
     if match.converted:
@@ -91,7 +85,7 @@ def load_lints(source: str, checkpoint: str, path: str, match: KeyMatch) -> list
                 source,
                 f"{len(match.converted)} entries of {checkpoint!r} are converted to the "
                 f"model's dtype: "
-                f"{_names([f'{k} ({how})' for k, how in match.converted])}.",
+                f"{listed([f'{k} ({how})' for k, how in match.converted])}.",
                 level="info",
             )
         )
@@ -101,7 +95,7 @@ def load_lints(source: str, checkpoint: str, path: str, match: KeyMatch) -> list
                 "checkpoint-unexpected",
                 source,
                 f"{len(match.unexpected)} keys of {checkpoint!r} match nothing in "
-                f"{where}: {_names(match.unexpected)}.",
+                f"{where}: {listed(match.unexpected)}.",
             )
         )
     return found
@@ -119,14 +113,6 @@ def deferred_lints(owner: str, problems: Sequence[Problem]) -> list[Lint]:
         )
         for problem in problems
     ]
-
-
-def _more(items: tuple[Any, ...] | list[Any]) -> str:
-    return f", and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
-
-
-def _names(items: tuple[str, ...] | list[str]) -> str:
-    return ", ".join(items[:_SHOWN]) + _more(items)
 
 
 def find_lints(
@@ -160,9 +146,9 @@ def find_lints(
             lints += load_lints(action.source, checkpoint, action.module, action.match)
     lints += _shadowed_lints(plan)
     lints += _hidden_builtin_lints(plan)
-    lints += _sharded_lints(plan)
-    lints += _default_lints(plan)
-    lints += _meta_lints(plan)
+    lints += sharded_lints(plan)
+    lints += default_lints(plan)
+    lints += meta_lints(plan)
     for lint in lints if log else ():
         logger.log(logging.WARNING if lint.level == "warning" else logging.INFO, "%s", lint)
     return lints
@@ -307,143 +293,3 @@ def _hidden_builtin_lints(plan: InitPlan) -> list[Lint]:
                 level="info",
             )
     return list(lints.values())
-
-
-def _default_lints(plan: InitPlan) -> list[Lint]:
-    written = {p for a in plan.actions for p in a.params}
-    canonical = {id(t): p for p, t in plan.tensors.items()}
-    default: list[str] = []
-    unknown: list[str] = []
-    for owner_path, owner in plan.modules.items():
-        for name, tensor in owner._parameters.items():
-            if tensor is None:
-                continue
-            path = canonical.get(id(tensor), join_path(owner_path, name))
-            if path in written or path != join_path(owner_path, name):
-                continue
-            (unknown if possibly_uninitialized(owner) else default).append(path)
-    lints = []
-    if unknown:
-        lints.append(
-            Lint(
-                "possibly-uninitialized",
-                "",
-                f"{len(unknown)} parameters are written by nothing in the plan, and their "
-                f"modules are not torch built-ins and have no reset_parameters, so they may "
-                f"hold uninitialized memory (torch.empty, torch.Tensor(n)): {_names(unknown)}; "
-                f"add a rule for them, or check that their constructor fills them.",
-            )
-        )
-    if default:
-        lints.append(
-            Lint(
-                "default-init",
-                "",
-                f"{len(default)} parameters keep PyTorch's default initialization: "
-                f"{_names(default)}.",
-                level="info",
-            )
-        )
-    return lints
-
-
-def unwritten_meta(
-    plan: InitPlan,
-    tensors: Mapping[str, Tensor],
-    *,
-    reset_norms: bool = True,
-    user_code: bool = False,
-) -> list[str]:
-    """The paths of the tensors in ``tensors`` (path -> tensor, the model's now) that are on
-    the meta device and that nothing sets: no rule, checkpoint or Call rule of the plan
-    (with ``user_code``, no user ``init_weights`` that may write them either), and (with
-    ``reset_norms``) not a norm layer's running statistics, which
-    :func:`initschema.materialize` resets. Empty tensors need no values."""
-    kinds = ("write", "load", "method", "call") if user_code else ("write", "load", "method")
-    covered = {p for a in plan.actions if a.kind in kinds for p in a.params}
-    reset = {
-        join_path(path, name)
-        for path, module in plan.modules.items()
-        if reset_norms and callable(getattr(module, "reset_running_stats", None))
-        for name in module._buffers
-    }
-    return [
-        path
-        for path, tensor in tensors.items()
-        if tensor.is_meta and tensor.numel() and path not in covered and path not in reset
-    ]
-
-
-def _meta_lints(plan: InitPlan) -> list[Lint]:
-    left = unwritten_meta(plan, plan.tensors, reset_norms=False)
-    if not left:
-        return []
-    refused = unwritten_meta(plan, plan.tensors)
-    if not refused:
-        return [
-            Lint(
-                "stays-on-meta",
-                "",
-                f"{len(left)} norm running statistics are on the meta device and no rule sets "
-                f"them: {_names(left)}. ins.materialize() resets them; plan.execute() leaves "
-                f"them there.",
-                level="info",
-            )
-        ]
-    reset = len(left) - len(refused)
-    return [
-        Lint(
-            "stays-on-meta",
-            "",
-            f"{len(left)} tensors are on the meta device and nothing in the plan sets them: "
-            f"{_names(left)}. plan.execute() leaves them there; ins.materialize() "
-            + (f"resets the {reset} norm running statistics among them and " if reset else "")
-            + f"refuses {'the rest' if reset else 'them'} (allow_unwritten=True leaves their "
-            f"memory uninitialized). Add rules, a Pretrained entry, or a Call rule running "
-            f"their module's reset method ({{type: Call, method: reset_parameters, layer: "
-            f"...}}).",
-        )
-    ]
-
-
-def _sharded_lints(plan: InitPlan) -> list[Lint]:
-    """What seeded execution costs on the tensors that are sharded (DTensor) now: a tensor
-    whose initializer is not elementwise is computed whole on every rank; a shard that is
-    not one run of the flattened tensor (``Shard(d>0)``) draws every tile its rows cross."""
-    whole, strided = [], []
-    final = plan.last_writers()
-    for path, index in final.items():
-        action = plan.actions[index]
-        tensor = plan.tensors.get(path)
-        if action.kind != "write" or tensor is None or not is_sharded(tensor):
-            continue
-        assert isinstance(action.init, WeightInit)
-        if not elementwise(action.init):
-            whole.append(path)
-        elif any(p.is_shard() and p.dim % tensor.ndim for p in getattr(tensor, "placements", ())):
-            strided.append(path)
-    lints = []
-    if whole:
-        lints.append(
-            Lint(
-                "seeded-whole-tensor",
-                "",
-                f"seeded mode computes {len(whole)} sharded tensors whole on every rank and "
-                f"keeps each rank's slice, as their initializer is not elementwise (Orthogonal, "
-                f"Dirac, Eye, `splits`, a user initializer without init_values): "
-                f"{_names(whole)}.",
-                level="info",
-            )
-        )
-    if strided:
-        lints.append(
-            Lint(
-                "seeded-shard-cost",
-                "",
-                f"{len(strided)} tensors are sharded along a dimension other than 0, so each "
-                f"rank draws every tile its rows cross (up to the whole tensor) and keeps its "
-                f"elements: {_names(strided)}. Shard(0) (FSDP2's) draws only the shard.",
-                level="info",
-            )
-        )
-    return lints

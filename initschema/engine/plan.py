@@ -41,6 +41,19 @@ __all__ = [
 
 ActionKind = Literal["write", "load", "call", "method", "guard", "mark"]
 
+SHOWN = 5
+"""How many names a lint lists before it says how many more there are."""
+
+
+def more(items: Sequence[Any]) -> str:
+    """``', and 3 more'`` past the names a lint lists (empty when it lists them all)."""
+    return f", and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+
+
+def listed(items: Sequence[str]) -> str:
+    """The first names of ``items``, comma-separated, and how many more there are."""
+    return ", ".join(items[:SHOWN]) + more(items)
+
 
 @dataclass(frozen=True)
 class Lint:
