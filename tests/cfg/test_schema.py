@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 import initschema.hydra as ins_hydra
 from initschema.cfg.initializer import WEIGHT_INITIALIZERS
@@ -154,14 +155,14 @@ class TestComposedConfigs:
             node = cfg
             for part in path.split("."):
                 node = node[part]
-            value: Any = ins_hydra.OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+            value: Any = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
             assert not _errors(value, "init_cfg"), path
 
     @pytest.mark.parametrize("model", CLASSIFIERS)
     def test_accepts_unresolved_composed_configs(self, model: str) -> None:
         """A composed config not yet resolved (the checkpoint still ???) validates too."""
         cfg = compose_app(strategy_overrides(model, "finetune"))
-        plain = ins_hydra.OmegaConf.to_container(cfg.model, resolve=False, enum_to_str=True)
+        plain = OmegaConf.to_container(cfg.model, resolve=False, enum_to_str=True)
         nodes = dict(_init_cfg_nodes(plain))
         assert nodes["$.backbone.init_cfg"]["pretrained"]["checkpoint"] == "???"
         for where, node in nodes.items():
