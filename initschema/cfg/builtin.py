@@ -119,6 +119,12 @@ class TruncNormalInit(DepthScaledInit):
             return self.mean + self.a * std, self.mean + self.b * std
         return self.a, self.b
 
+    def constants(self, name: str) -> list[tuple[str, float]]:
+        # Both bound modes clamp the weight itself to [a, b]: its dtype must hold them.
+        if name == "weight":
+            return [("a", self.a), ("b", self.b)]
+        return super().constants(name)
+
     @model_validator(mode="after")
     def _bounds(self) -> TruncNormalInit:
         if not self.a < self.b:

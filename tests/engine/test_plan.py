@@ -141,6 +141,14 @@ BAD_AGAINST_MODEL = [
         dict(type="Pretrained", checkpoint="missing/model.pth"),
         "init_cfg[1].checkpoint: checkpoint 'missing/model.pth' does not exist",
     ),
+    (  # found by Hypothesis: torch's clamp_ raised in the middle of execute
+        dict(type="TruncNormal", layer="Linear", a=-3.402823466385289e38),
+        "a=-3.40282e+38 does not fit Linear.weight (float32, at most 3.40282e+38)",
+    ),
+    (
+        dict(type="TruncNormal", layer="Linear", bounds="std", b=1e39),
+        "b=1e+39 does not fit Linear.weight (float32",
+    ),
 ]
 
 
