@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 # The shared helpers' asserts explain a failure as the tests' own do.
 pytest.register_assert_rewrite("initschema_testing")
+
+# Property tests draw a fixed sequence of inputs by default (the README's test command,
+# CI), so that a change passes or fails on its own code, not on what one run happened to
+# draw; HYPOTHESIS_PROFILE=explore draws new inputs on every run, to look for bugs.
+settings.register_profile("fixed", derandomize=True, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fixed"))
 
 
 @pytest.fixture(autouse=True)
