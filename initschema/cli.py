@@ -9,10 +9,13 @@
     initschema report --model PKG.MOD:FACTORY [--config FILE.yaml] [--seed N] [--plot out.png]
     initschema report --config-dir DIR --config-name NAME [--node model] [OVERRIDE ...]
     initschema schema [--hydra-rule | --strategy] [--import MOD] [-o FILE]
+    initschema validate|plan|report CONFIG.py [--cfg-options KEY=VALUE ...]   # MMEngine
 
 plan, diff and report build the model: they call --model, or run the ``_target_``s of the
 config's model node (the current directory is importable, after installed packages).
-validate builds nothing and runs no code of the config.
+validate builds nothing and runs no code of the config. An MMEngine config file
+(CONFIG.py, with initschema[mmengine]) is Python: reading it runs it; see
+``initschema validate CONFIG.py --help``.
 """
 
 from __future__ import annotations

@@ -79,12 +79,24 @@ def import_user_module(module: str, option: str, *, engine: bool = True) -> None
     try:
         importlib.import_module(module)
     except ImportError as error:
+        missing = getattr(error, "name", None)
+        if isinstance(error, ModuleNotFoundError) and missing and not _is_part_of(missing, module):
+            raise CommandError(
+                f"{option} {module}: importing it failed: it imports {missing!r}, which is not "
+                f"installed ({error})."
+            ) from None
         raise CommandError(
             f"{option} {module}: cannot import it ({error}). Put the directory that holds it "
             f"on PYTHONPATH, or install its package."
         ) from None
     except Exception as error:
         raise CommandError(f"{option} {module}: importing it failed: {_one_line(error)}") from None
+
+
+def _is_part_of(missing: str, module: str) -> bool:
+    """Whether the module that was not found is ``module`` or one of its parent packages
+    (the user's name is wrong) rather than something ``module`` imports."""
+    return module == missing or module.startswith(missing + ".")
 
 
 def _factory(spec: str | None) -> Callable[[], Any]:

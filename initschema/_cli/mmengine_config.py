@@ -26,6 +26,14 @@ from .yaml_files import CommandError
 __all__ = ["is_mmengine_form", "parser", "run"]
 
 COMMANDS = ("validate", "plan", "report")
+_WHAT = {
+    "validate": "Validate every init_cfg of an MMEngine Python config file, without building "
+    "the model",
+    "plan": "Build the model of an MMEngine Python config file through its registry, on the "
+    "meta device, and print the plan of its initialization",
+    "report": "Build and initialize the model of an MMEngine Python config file and report "
+    "the statistics of every parameter",
+}
 INSTALL = 'pip install "initschema[mmengine]"'
 
 
@@ -38,8 +46,8 @@ def parser(command: str) -> argparse.ArgumentParser:
     """The command line of ``initschema validate|plan|report CONFIG.py``."""
     parser = argparse.ArgumentParser(
         prog=f"initschema {command}",
-        description=f"{command} the init_cfgs of an MMEngine Python config file (read with "
-        f"MMEngine's Config.fromfile: _base_ and custom_imports included).",
+        description=f"{_WHAT[command]} (read with MMEngine's Config.fromfile: _base_ and "
+        f"custom_imports included; the file is Python, and runs).",
         epilog=EXIT,
     )
     parser.set_defaults(command=command)
@@ -58,7 +66,11 @@ def parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("--strict", action="store_true", help="warning lints are findings")
     if command == "report":
         parser.add_argument(
-            "--seed", type=int, metavar="N", help="seeded execution (see initschema report)"
+            "--seed",
+            type=int,
+            metavar="N",
+            help="seeded execution: each tensor from a generator of (N, its path); without "
+            "it, faithful execution (MMEngine's draws) after torch.manual_seed(0)",
         )
     return parser
 
@@ -94,6 +106,12 @@ def _options(pairs: Sequence[str], action: Any) -> dict[str, Any]:
         action(option_strings=["--cfg-options"], dest="cfg_options")(None, namespace, pairs)
     except (ValueError, IndexError) as error:
         raise CommandError(f"--cfg-options: expected KEY=VALUE pairs ({error}).") from None
+    except RecursionError:  # MMEngine's parser recurses forever on a `dict(...)` value
+        raise CommandError(
+            "--cfg-options: a value MMEngine's KEY=VALUE syntax cannot read (it takes "
+            "numbers, strings, [lists] and (tuples), not dict(...)); set a dict's keys one "
+            "by one, e.g. model.init_cfg.type=Normal model.init_cfg.std=0.01."
+        ) from None
     return dict(namespace.cfg_options or {})
 
 
@@ -103,8 +121,22 @@ def _load(config: Any, path: str, options: dict[str, Any]) -> Any:
         if options:
             cfg.merge_from_dict(options)
     except Exception as error:  # the config is user code: any failure is its message
-        raise CommandError(f"{path} cannot be read: {type(error).__name__}: {error}") from None
+        raise CommandError(f"{path} cannot be read: {_first_cause(error)}") from None
     return cfg
+
+
+def _first_cause(error: BaseException) -> str:
+    """What went wrong first, in one line: MMEngine wraps a failing ``custom_imports``
+    module in an ImportError that lists ``sys.path`` and hides the module's own error."""
+    root, seen = error, {id(error)}
+    while (cause := root.__cause__ or root.__context__) is not None and id(cause) not in seen:
+        root = cause
+        seen.add(id(root))
+    text = f"{type(root).__name__}: {' '.join(str(root).split())}"
+    if root is not error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        text += f" (so {first.split(', the current sys.path')[0]})"
+    return text
 
 
 def _init_cfgs(node: Any, path: str = "") -> list[tuple[str, Any]]:
@@ -241,7 +273,10 @@ def _plan_or_report(args: argparse.Namespace, cfg: Any) -> int:
     except InitCfgError as error:
         return print_findings(error.problems, args.json, {})
     except Exception as error:  # the model's own code: its message, not a traceback
-        raise CommandError(f"building the model failed: {type(error).__name__}: {error}") from None
+        kind = cfg.model.get("type", "?") if hasattr(cfg.model, "get") else "?"
+        raise CommandError(
+            f"building the model (type={kind!r}) failed: {type(error).__name__}: {error}"
+        ) from None
     # Lints about the meta device describe the command's choice to build there, not the
     # project's model; --strict applies to the rest, as in the other forms.
     built = Built(plan, user_lints(plan, on_meta))

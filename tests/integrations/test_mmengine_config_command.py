@@ -52,6 +52,11 @@ def _run(cwd: Path, *args: str) -> Completed:
 def project(tmp_path: Path) -> Path:
     (tmp_path / "toy.py").write_text(CONFIG)
     (tmp_path / "broken_plugin.py").write_text("raise RuntimeError('plugin setup failed')\n")
+    (tmp_path / "needs_dep.py").write_text("import not_installed_dep\n")
+    (tmp_path / "needs_dep_cfg.py").write_text(
+        'custom_imports = dict(imports=["needs_dep"], allow_failed_imports=False)\n'
+        'model = dict(type="Wide")\n'
+    )
     (tmp_path / "wide.py").write_text(WIDE)
     (tmp_path / "wide_cfg.py").write_text(
         'custom_imports = dict(imports=["wide"], allow_failed_imports=False)\n'
@@ -109,3 +114,63 @@ def test_closed_pipe_exits_quietly(project: Path) -> None:
     assert result.stdout == '{"ok": tru'
     assert result.returncode == 141
     assert result.stderr == ""
+
+
+def test_import_of_a_module_whose_import_is_missing(project: Path) -> None:
+    """--import of a module that exists but imports something not installed names that
+    dependency, not PYTHONPATH advice about the module itself."""
+    result = _run(project, "validate", "toy.py", "--import", "needs_dep")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "initschema validate: error: --import needs_dep: importing it failed: it imports "
+        "'not_installed_dep', which is not installed (No module named 'not_installed_dep').\n"
+    )
+
+
+def test_custom_imports_failure_names_its_cause(project: Path) -> None:
+    """A custom_imports module that fails: one line with the module's own error first (MMEngine
+    wraps it in an ImportError listing sys.path over several lines)."""
+    result = _run(project, "validate", "needs_dep_cfg.py")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "initschema validate: error: needs_dep_cfg.py cannot be read: ModuleNotFoundError: "
+        "No module named 'not_installed_dep' (so Failed to import custom modules from "
+        "{'imports': ['needs_dep'], 'allow_failed_imports': False})\n"
+    )
+
+
+def test_cfg_options_dict_value_is_a_usage_error(project: Path) -> None:
+    """A dict(...) value, which MMEngine's KEY=VALUE parser recurses on forever: exit 2
+    with the syntax it takes (it was a RecursionError)."""
+    result = _run(
+        project,
+        "validate",
+        "toy.py",
+        "--cfg-options",
+        'model.init_cfg=[dict(type="Normal",std=-2)]',
+    )
+    assert result.returncode == 2
+    assert "initschema validate: error: --cfg-options: a value MMEngine's" in result.stderr
+    assert "set a dict's keys one by one" in result.stderr
+    assert "RecursionError" not in result.stderr
+
+
+def test_failed_build_names_the_model_type(project: Path) -> None:
+    """A model type the registry does not know: exit 2, one line naming the type."""
+    (project / "unknown.py").write_text('model = dict(type="NoSuchNet")\n')
+    result = _run(project, "plan", "unknown.py")
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "initschema plan: error: building the model (type='NoSuchNet') failed: KeyError: "
+    )
+    assert result.stderr.count("\n") == 1
+
+
+def test_help_describes_each_command(project: Path) -> None:
+    """Each command's help says what it does, and the seed option what it means; the main
+    help names the CONFIG.py form."""
+    report = " ".join(_run(project, "report", "toy.py", "--help").stdout.split())
+    assert "Build and initialize the model of an MMEngine Python config file" in report
+    assert "seeded execution: each tensor from a generator of (N, its path)" in report
+    main = _run(project, "--help").stdout
+    assert "initschema validate|plan|report CONFIG.py [--cfg-options KEY=VALUE ...]" in main
