@@ -220,6 +220,10 @@ class Action:
         if self.keys:
             data["keys"] = {model: ckpt for model, ckpt in self.keys}
         if self.kind == "write" and isinstance(self.init, WeightInit):
+            # "init" is the rule as configured (what it sets); "arguments" every argument
+            # it works with, defaults included, as describe() names them.
+            dumped = self.init.model_dump(mode="json")
+            data["arguments"] = {name: dumped[name] for name in self.init.arguments()}
             data["seeded"] = "elementwise" if elementwise(self.init) else "whole tensor"
         return data
 

@@ -107,6 +107,23 @@ class TestActions:
         assert data["actions"][0]["init"]["type"] == "Normal"
         assert data["parameters"][0] == {"path": "conv1.weight", "shape": [8, 3, 3, 3]}
 
+    def test_json_gives_every_argument(self) -> None:
+        """A write's JSON has the rule as configured (``init``: what it sets) and every
+        argument it works with (``arguments``: defaults and values equal to them too), as
+        the docs say; the table shows only what differs from the defaults."""
+        model = nn.Sequential(nn.Conv2d(1, 2, 1))
+        rule = dict(type="Kaiming", layer="Conv2d", mode="fan_out", nonlinearity="relu")
+        action = ins.compile_plan(model, rule).to_dict()["actions"][0]
+        assert action["init"] == {"type": "Kaiming", "layer": ["Conv2d"]}
+        assert action["arguments"] == {
+            "bias": 0.0,
+            "bias_prob": None,
+            "a": 0.0,
+            "mode": "fan_out",
+            "nonlinearity": "relu",
+            "distribution": "normal",
+        }
+
     def test_str_lists_every_parameter(self) -> None:
         """The printed plan has a row per parameter with its initializer and rule."""
         text = str(ins.compile_plan(_net(dict(type="Normal", layer="Linear", std=0.5))))
