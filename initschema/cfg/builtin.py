@@ -88,6 +88,12 @@ class NormalInit(DepthScaledInit):
     mean: Number = Field(default=0, description="Mean of the normal distribution.")
     std: Number = Field(default=1, ge=0, description="Standard deviation (≥ 0).")
 
+    def constants(self, name: str) -> list[tuple[str, float]]:
+        # The draw is made in the weight's dtype: mean and std must fit it.
+        if name == "weight":
+            return [("mean", self.mean), ("std", self.scaled_std)]
+        return super().constants(name)
+
 
 @_register("TruncNormal")
 class TruncNormalInit(DepthScaledInit):
@@ -120,9 +126,10 @@ class TruncNormalInit(DepthScaledInit):
         return self.a, self.b
 
     def constants(self, name: str) -> list[tuple[str, float]]:
-        # Both bound modes clamp the weight itself to [a, b]: its dtype must hold them.
+        # The draw is made in the weight's dtype, and both bound modes clamp the weight
+        # itself to [a, b]: its dtype must hold them all.
         if name == "weight":
-            return [("a", self.a), ("b", self.b)]
+            return [("mean", self.mean), ("std", self.scaled_std), ("a", self.a), ("b", self.b)]
         return super().constants(name)
 
     @model_validator(mode="after")

@@ -67,8 +67,8 @@ def _unfit_constants(init: WeightInit, role: str, tensor: Tensor, where: str) ->
         return []
     info = torch.finfo(tensor.dtype)
     return [
-        f"{what}={value:g} does not fit {where} "
-        f"({str(tensor.dtype).removeprefix('torch.')}, at most {info.max:g})"
+        f"{what}={value:g} does not fit {where} ({str(tensor.dtype).removeprefix('torch.')}, "
+        f"which holds magnitudes up to {info.max:g}); give a value within ±{info.max:g}"
         for what, value in init.constants(role)
         if abs(value) > info.max
     ]

@@ -160,11 +160,20 @@ BAD_AGAINST_MODEL = [
     ),
     (  # found by Hypothesis: torch's clamp_ raised in the middle of execute
         dict(type="TruncNormal", layer="Linear", a=-3.402823466385289e38),
-        "a=-3.40282e+38 does not fit Linear.weight (float32, at most 3.40282e+38)",
+        "a=-3.40282e+38 does not fit Linear.weight (float32, which holds magnitudes up to "
+        "3.40282e+38); give a value within ±3.40282e+38.",
     ),
     (
         dict(type="TruncNormal", layer="Linear", bounds="std", b=1e39),
         "b=1e+39 does not fit Linear.weight (float32",
+    ),
+    (  # seeded and faithful disagreed: all NaN against all 2.0 (a new user's trial)
+        dict(type="TruncNormal", layer="Linear", mean=1e39),
+        "mean=1e+39 does not fit Linear.weight (float32",
+    ),
+    (
+        dict(type="Normal", layer="Linear", std=1e39),
+        "std=1e+39 does not fit Linear.weight (float32",
     ),
 ]
 
