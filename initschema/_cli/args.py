@@ -13,7 +13,8 @@ __all__ = ["EXIT", "import_option", "parser"]
 EXIT = (
     "Exit status: 0 ok; 1 findings (an invalid config, lints under --strict, flagged parameters "
     "of report); 2 a usage error, a file it cannot read (or whose aliases expand too far), or "
-    "a model that fails to build."
+    "a model that fails to build; 141 when the reader of its output leaves (| head), 130 on "
+    "Ctrl-C."
 )
 _BUILDS = (
     "Building it calls --model, or instantiates the config's model node, running the "
