@@ -169,7 +169,7 @@ def _message(model: type[BaseModel], type_name: str, error: Any) -> str:
     if kind == "extra_forbidden":
         valid = [name for name in model.model_fields]
         return (
-            f"unknown key {shown(field)} for {type_name}{did_you_mean(field, valid)} "
+            f"unknown key {shown(field)} for {type_name}{did_you_mean(field, valid) or '.'} "
             f"Valid keys: type, {', '.join(valid)}."
         )
     if kind == "missing":

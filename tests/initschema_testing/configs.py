@@ -83,7 +83,11 @@ BAD: list[tuple[Any, str, str]] = [
         "init_cfg.checkpoint",
         "checkpoint should have at least 1",
     ),
-    (dict(type="Caffe2Xavier", a=1), "init_cfg.a", "unknown key 'a' for Caffe2Xavier"),
+    (
+        dict(type="Caffe2Xavier", a=1),
+        "init_cfg.a",
+        "unknown key 'a' for Caffe2Xavier. Valid keys: type, ",
+    ),
     ("Kaiming", "init_cfg", "init_cfg must be a dict, a list of dicts or a mapping of named rules"),
     (3.5, "init_cfg", "got float 3.5"),
     ([dict(type="Normal"), "Xavier"], "init_cfg[1]", "a rule must be a dict with a 'type'"),
