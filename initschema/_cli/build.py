@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import InitCfgError, InitUsageError, Problem
 from .yaml_files import CommandError, check_tree, load_yaml
 
-__all__ = ["Built", "compose", "from_factory", "from_hydra", "import_user_module"]
+__all__ = ["Built", "compose", "from_factory", "from_hydra", "import_user_module", "user_path"]
 
 _META_LINTS = frozenset({"stays-on-meta"})
 """Lints about tensors on the meta device: when the command chose to build there, they
@@ -64,7 +64,9 @@ def _own_imports() -> None:
     del rich, safetensors, torch, initschema
 
 
-def _user_path(engine: bool = True) -> None:
+def user_path(engine: bool = True) -> None:
+    """The current directory, last on ``sys.path`` (installed packages win over files in it);
+    with ``engine``, only after the engine's own imports (``validate`` imports no torch)."""
     if engine:
         _own_imports()
     here = os.getcwd()
@@ -75,7 +77,7 @@ def _user_path(engine: bool = True) -> None:
 def import_user_module(module: str, option: str, *, engine: bool = True) -> None:
     """Import a module the user named, the current directory importable (last); with
     ``engine``, after the engine's own imports (``validate`` imports no torch)."""
-    _user_path(engine)
+    user_path(engine)
     try:
         importlib.import_module(module)
     except ImportError as error:
@@ -209,7 +211,7 @@ def from_hydra(
     node = OmegaConf.select(cfg, node_key, default=None)
     if node is None:
         raise CommandError(f"{config_name} has no node {node_key!r} (--node).")
-    _user_path()
+    user_path()
     try:
         _, plan = ins_hydra.instantiate_and_plan(
             node, cfg, strict=False, log=False, meta=meta, rules=rules

@@ -19,7 +19,7 @@ from typing import Any
 from ..cfg.init_cfg import parse_init_cfg
 from ..errors import InitCfgError, Problem, join_path
 from .args import EXIT, import_option
-from .build import Built, import_user_module, user_lints
+from .build import Built, import_user_module, user_lints, user_path
 from .show import print_findings, print_plan, print_report, summary
 from .yaml_files import CommandError
 
@@ -83,10 +83,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"reading an MMEngine config file needs MMEngine: {INSTALL}") from None
     # The user's modules (custom_imports, --import) are found in the current directory, as
     # the other forms find --model: last on sys.path, after every import of our own.
-    if (here := os.getcwd()) not in sys.path:
-        sys.path.append(here)
+    engine = args.command != "validate"
+    user_path(engine)
     for module in args.modules:
-        import_user_module(module, "--import", engine=args.command != "validate")
+        import_user_module(module, "--import", engine=engine)
     options = _options(args.cfg_options, DictAction)
     if not os.path.isfile(args.config):
         raise CommandError(f"{args.config!r} does not exist.")

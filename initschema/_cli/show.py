@@ -90,9 +90,13 @@ def print_plan(plan: Any, lints: Sequence[Any], as_json: bool) -> int:
 
 
 def print_report(
-    plan: Any, stats: Sequence[Any], found: Sequence[Any], lints: Sequence[Any], seed: int | None,
+    plan: Any,
+    stats: Sequence[Any],
+    found: Sequence[Any],
+    lints: Sequence[Any],
+    seed: int | None,
     as_json: bool,
-) -> int:  # fmt: skip
+) -> int:
     """``initschema report``'s output: the measured statistics, the findings and the user's
     ``lints``, or all of them as JSON; exit status 1 when something is flagged."""
     if as_json:
